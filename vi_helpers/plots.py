@@ -1,0 +1,197 @@
+"""Plotting: pure functions that draw on a Matplotlib ``Axes`` you pass in.
+
+Nothing here creates global state or touches files at import. The one
+function with a side effect is :func:`save_figure`, which writes
+``figures/NAME.png`` in the course repository.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "figures_dir",
+    "save_figure",
+    "image_grid",
+    "plot_image_grid",
+    "plot_training_curves",
+    "plot_gaussian_ellipse",
+    "plot_latent_scatter",
+    "plot_density_1d",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def figures_dir(start: str | Path | None = None) -> Path:
+    """The course's ``figures/`` folder.
+
+    Found by walking up from ``start`` (default: the current directory, which
+    is ``notebooks/`` when a notebook runs) to the first folder that holds a
+    ``pyproject.toml`` or ``figures/``; falls back to ``start/figures``.
+    """
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    for folder in (here, *here.parents):
+        if (folder / "figures").is_dir() or (folder / "pyproject.toml").is_file():
+            return folder / "figures"
+    return here / "figures"
+
+
+def save_figure(fig, name: str, *, directory: str | Path | None = None, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``figures/NAME.png`` and return the path.
+
+    The PNG carries no timestamp or software metadata, so re-running a notebook
+    rewrites byte-identical files when nothing changed.
+
+    Args:
+        fig: a Matplotlib ``Figure``.
+        name: file stem, letters, digits, ``_``, ``-`` and ``.`` only (no folders).
+        directory: override the folder (default :func:`figures_dir`).
+        dpi: resolution.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name must be a plain file stem like 'kl_fits', got {name!r}")
+    if name.endswith(".png"):
+        name = name[:-4]
+    folder = Path(directory) if directory is not None else figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def _to_numpy(images) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    return np.asarray(images, dtype=np.float64)
+
+
+def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] | None = None,
+               pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile ``images`` into one 2-D array.
+
+    Args:
+        images: ``(N, H*W)`` flat or ``(N, H, W)`` images.
+        nrow: images per row (default ``ceil(sqrt(N))``).
+        image_shape: ``(H, W)`` for flat images (default: square).
+        pad: pixels between tiles.
+        pad_value: value of the padding.
+
+    Returns:
+        ``(rows*(H+pad)-pad, cols*(W+pad)-pad)`` array.
+    """
+    arr = _to_numpy(images)
+    if arr.ndim == 2:
+        n, d = arr.shape
+        if image_shape is None:
+            side = int(round(math.sqrt(d)))
+            if side * side != d:
+                raise ValueError(f"images have {d} pixels: pass image_shape=(H, W)")
+            image_shape = (side, side)
+        if image_shape[0] * image_shape[1] != d:
+            raise ValueError(f"image_shape {image_shape} does not hold {d} pixels")
+        arr = arr.reshape(n, *image_shape)
+    if arr.ndim != 3 or arr.shape[0] == 0:
+        raise ValueError(f"images must be (N, H*W) or (N, H, W) with N > 0, got {arr.shape}")
+    n, h, w = arr.shape
+    cols = nrow or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), pad_value)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = arr[k]
+    return out
+
+
+def plot_image_grid(ax, images, *, nrow: int | None = None, image_shape=None, title=None,
+                    cmap: str = "gray_r", vmin: float = 0.0, vmax: float = 1.0):
+    """Show ``images`` as a grid on ``ax`` (nearest-neighbour, so pixels stay crisp)."""
+    grid = image_grid(images, nrow=nrow, image_shape=image_shape, pad_value=vmin)
+    ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_training_curves(axes, history, *, label: str | None = None):
+    """Draw a :class:`~vi_helpers.train.History` on three axes: ELBO, reconstruction, KL.
+
+    Args:
+        axes: a sequence of three ``Axes``.
+        history: the value returned by ``train_model``.
+        label: legend label for this run.
+    """
+    if len(axes) != 3:
+        raise ValueError(f"axes must hold 3 Axes (ELBO, reconstruction, KL), got {len(axes)}")
+    epochs = np.arange(1, len(history) + 1)
+    ax_elbo, ax_rec, ax_kl = axes
+    ax_elbo.plot(epochs, history.elbo, label=f"train{' ' + label if label else ''}")
+    if history.val_elbo:
+        ax_elbo.plot(epochs, history.val_elbo, "--", label=f"held-out{' ' + label if label else ''}")
+    ax_elbo.set(title="ELBO (nats / image)", xlabel="epoch")
+    ax_rec.plot(epochs, history.recon, label=label)
+    ax_rec.set(title="reconstruction term", xlabel="epoch")
+    ax_kl.plot(epochs, history.kl, label=label)
+    ax_kl.set(title="KL(q(z|x) || p(z)) (nats)", xlabel="epoch")
+    ax_elbo.legend(fontsize="small")
+    return axes
+
+
+def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
+    """Draw the ``n_std`` contour of a 2-D Gaussian with mean ``mu (2,)`` and ``cov (2, 2)``.
+
+    A diagonal posterior passes ``cov = diag(exp(log_var))``.
+    """
+    from matplotlib.patches import Ellipse
+
+    mu = _to_numpy(mu).reshape(-1)
+    cov = _to_numpy(cov)
+    if mu.shape != (2,) or cov.shape != (2, 2):
+        raise ValueError(f"mu must be (2,) and cov (2, 2), got {mu.shape} and {cov.shape}")
+    evals, evecs = np.linalg.eigh(cov)
+    if evals.min() < 0:
+        raise ValueError("cov must be positive semi-definite")
+    angle = math.degrees(math.atan2(evecs[1, 1], evecs[0, 1]))
+    width, height = 2 * n_std * np.sqrt(evals[::-1])
+    kwargs.setdefault("fill", False)
+    patch = Ellipse(xy=mu, width=width, height=height, angle=angle, **kwargs)
+    ax.add_patch(patch)
+    return patch
+
+
+def plot_latent_scatter(ax, z, labels=None, *, s: float = 6.0, cmap: str = "tab10",
+                        colorbar: bool = True):
+    """Scatter 2-D latent codes ``z (N, 2)`` coloured by integer ``labels (N,)``."""
+    z = _to_numpy(z)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"z must be (N, 2), got {z.shape}")
+    c = None if labels is None else _to_numpy(labels)
+    sc = ax.scatter(z[:, 0], z[:, 1], c=c, s=s, cmap=cmap if c is not None else None,
+                    vmin=-0.5 if c is not None else None, vmax=9.5 if c is not None else None)
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    if colorbar and c is not None:
+        ax.figure.colorbar(sc, ax=ax, ticks=range(10), label="label")
+    return sc
+
+
+def plot_density_1d(ax, grid, density, *, label=None, fill: bool = False, **kwargs):
+    """Plot a 1-D density ``density(grid)`` (tensors or arrays of the same length)."""
+    g, d = _to_numpy(grid), _to_numpy(density)
+    if g.shape != d.shape or g.ndim != 1:
+        raise ValueError(f"grid and density must be 1-D of equal length, got {g.shape}, {d.shape}")
+    (line,) = ax.plot(g, d, label=label, **kwargs)
+    if fill:
+        ax.fill_between(g, d, alpha=0.2, color=line.get_color())
+    return line

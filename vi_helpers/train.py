@@ -1,0 +1,401 @@
+"""Training: the trainer behind the seed's ``train_model``.
+
+The seed's loop iterates ``for data in dataset``: over a ``(N, D)`` tensor that
+visits one *row* at a time. That is batch-size-1 SGD (N optimizer steps per
+epoch, each on a 1-D tensor on which the seed's ``sum(dim=1)`` even fails).
+Here a tensor is shuffled and cut into vectorized minibatches instead.
+
+What the trainer adds, all keyword-only so every seed call still works:
+
+* minibatches, shuffling and a seed that makes a run bitwise repeatable
+  (the global RNG is forked, so calling code's random stream is untouched);
+* a per-epoch :class:`History` that keeps the ELBO, reconstruction and KL apart;
+* ``beta``, linear KL warm-up (Bowman et al. 2016), free bits (Kingma et al.
+  2016), gradient clipping, a cosine or custom learning-rate schedule;
+* a NaN/Inf guard: training that diverges stops with a message and keeps the
+  last good weights;
+* Ctrl-C (``KeyboardInterrupt``) returns the partial history and keeps the model;
+* tqdm progress bars (``tqdm.auto``: a widget in Jupyter, text elsewhere).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from ._validate import (
+    check_nonnegative_float,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+)
+
+__all__ = ["History", "train_model"]
+
+
+class History(list):
+    """Per-epoch average training loss: a ``list`` of floats, as the seed returns.
+
+    Extra attributes, each a list with one float per completed epoch:
+
+    * ``elbo``: average training ELBO per example, in nats (``log_lik - kl``);
+    * ``recon``: average reconstruction term of the loss (the seed's summed
+      squared error for ``likelihood="mse"``, a negative log-likelihood otherwise);
+    * ``kl``: average ``KL(q(z|x) || p(z))`` per example, in nats;
+    * ``val_elbo``: average ELBO on ``validation_data`` (empty if none given);
+    * ``beta``, ``lr``: the KL weight and learning rate at the epoch's end;
+    * ``epoch_time``: wall-clock seconds per epoch.
+
+    ``status`` is ``"completed"``, ``"diverged"`` or ``"interrupted"``, and
+    ``message`` says what happened when it is not ``"completed"``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.elbo: list[float] = []
+        self.recon: list[float] = []
+        self.kl: list[float] = []
+        self.val_elbo: list[float] = []
+        self.beta: list[float] = []
+        self.lr: list[float] = []
+        self.epoch_time: list[float] = []
+        self.status = "completed"
+        self.message = ""
+
+    @property
+    def losses(self) -> list[float]:
+        """The plain list of per-epoch losses."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        tail = f", last loss {self[-1]:.4f}" if len(self) else ""
+        return f"History({len(self)} epochs, status={self.status!r}{tail})"
+
+
+def _batches_of(
+    dataset,
+    input_size: int | None,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+):
+    """Return (a function that yields one epoch of batches, number of batches or None)."""
+    if isinstance(dataset, torch.Tensor):
+        check_tensor("dataset", dataset, ndim=(2, 3))
+        if input_size is not None and dataset.shape[-1] != input_size:
+            raise ValueError(
+                f"dataset must have last dimension {input_size} (the model's input_size), "
+                f"got shape {tuple(dataset.shape)}"
+            )
+        data = dataset.to(device)
+        if data.dim() == 3:  # already a stack of batches, as the seed's loop expects
+            return (lambda: iter(data.unbind(0))), data.shape[0]
+        n = data.shape[0]
+        n_batches = math.ceil(n / batch_size)
+
+        def epoch():
+            order = (
+                torch.randperm(n, generator=generator).to(device)
+                if shuffle
+                else torch.arange(n, device=device)
+            )
+            for start in range(0, n, batch_size):
+                yield data.index_select(0, order[start : start + batch_size])
+
+        return epoch, n_batches
+
+    if not isinstance(dataset, Iterable):
+        raise TypeError(
+            "dataset must be a (N, D) tensor, a DataLoader or an iterable of (B, D) batches, "
+            f"got {type(dataset).__name__}"
+        )
+    if iter(dataset) is dataset:
+        raise TypeError(
+            "dataset is a one-shot iterator (e.g. a generator); pass a list of batches, "
+            "a tensor or a DataLoader so that every epoch can iterate it again"
+        )
+    n_batches = len(dataset) if hasattr(dataset, "__len__") else None
+
+    def epoch():
+        for i, batch in enumerate(dataset):
+            if isinstance(batch, (tuple, list)):  # (x, y) from a TensorDataset
+                batch = batch[0]
+            if not isinstance(batch, torch.Tensor):
+                raise TypeError(
+                    f"dataset batch {i} must be a tensor, got {type(batch).__name__}"
+                )
+            check_tensor(f"dataset batch {i}", batch, ndim=(1, 2))
+            if input_size is not None and batch.shape[-1] != input_size:
+                raise ValueError(
+                    f"dataset batch {i} must have last dimension {input_size}, "
+                    f"got shape {tuple(batch.shape)}"
+                )
+            yield batch.to(device)
+
+    return epoch, n_batches
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _params_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def train_model(
+    model: torch.nn.Module,
+    dataset,
+    n_epochs: int = 100,
+    learning_rate: float = 0.001,
+    *,
+    batch_size: int = 128,
+    beta: float | None = None,
+    kl_warmup_epochs: int = 0,
+    free_bits: float | None = None,
+    grad_clip: float | None = None,
+    lr_schedule: str | Callable[[int], float] | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    shuffle: bool = True,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    validation_data: torch.Tensor | None = None,
+    progress: bool = True,
+    verbose: bool = False,
+) -> History:
+    r"""Train a VAE by minimizing its ``loss_function`` with Adam.
+
+    Called as the seed calls it, ``train_model(model, dataset, n_epochs,
+    learning_rate)``, it returns the list of per-epoch average losses. The loss
+    of a batch is the model's ``loss_function`` (a batch mean); the epoch
+    average weights each batch by its size, so it is the mean over examples.
+
+    Args:
+        model: a module whose ``forward(x)`` returns ``(x_hat, mean, log_var)`` and
+            that has ``loss_function(x, x_hat, mean, log_var)``.
+        dataset: a ``(N, D)`` tensor (shuffled into minibatches of ``batch_size``),
+            a ``(n_batches, B, D)`` tensor, a ``DataLoader``, or a re-iterable of
+            ``(B, D)`` tensors (or ``(x, y)`` tuples).
+        n_epochs: passes over the data (> 0).
+        learning_rate: Adam's step size (> 0).
+        batch_size: rows per minibatch when ``dataset`` is a ``(N, D)`` tensor.
+        beta: KL weight; ``None`` keeps the model's own ``beta``.
+        kl_warmup_epochs: ramp the KL weight linearly from 0 to ``beta`` over this
+            many epochs (per step when the number of batches is known).
+        free_bits: per-dimension KL floor in nats; ``None`` keeps the model's.
+        grad_clip: clip the gradients' global L2 norm to this value.
+        lr_schedule: ``None``, ``"cosine"`` (anneal to 0 over the run, per step) or a
+            function ``epoch -> factor`` multiplying ``learning_rate``.
+        seed: make the run bitwise repeatable (shuffling and the reparameterization
+            noise). The caller's global RNG state is restored afterwards.
+        device: where to train (default: where the model's parameters are).
+        shuffle: reshuffle a tensor dataset every epoch.
+        transform: applied to every batch before the forward pass, e.g.
+            :func:`vi_helpers.data.dynamic_binarize`.
+        validation_data: ``(M, D)`` tensor; its average ELBO is logged every epoch.
+        progress: show a tqdm progress bar over epochs.
+        verbose: also print the seed's line ``Epoch e, Loss: l`` every epoch.
+
+    Returns:
+        :class:`History`, a ``list`` of per-epoch average losses with the ELBO,
+        reconstruction and KL kept separately as attributes.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(model, "loss_function"):
+        raise TypeError("model must define loss_function(x, x_hat, mean, log_var)")
+    n_epochs = check_positive_int("n_epochs", n_epochs)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
+    batch_size = check_positive_int("batch_size", batch_size)
+    kl_warmup_epochs = check_nonnegative_int("kl_warmup_epochs", kl_warmup_epochs)
+    if beta is not None:
+        beta = check_nonnegative_float("beta", beta)
+    if free_bits is not None:
+        free_bits = check_nonnegative_float("free_bits", free_bits)
+    if grad_clip is not None:
+        grad_clip = check_positive_float("grad_clip", grad_clip)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if lr_schedule is not None and lr_schedule != "cosine" and not callable(lr_schedule):
+        raise ValueError(f"lr_schedule must be None, 'cosine' or a callable, got {lr_schedule!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+
+    params = list(model.parameters())
+    if not params:
+        raise ValueError("model has no parameters to train")
+    device = torch.device(device) if device is not None else params[0].device
+    model.to(device)
+    input_size = getattr(model, "input_size", None)
+    if validation_data is not None:
+        check_tensor("validation_data", validation_data, ndim=2)
+        if input_size is not None and validation_data.shape[-1] != input_size:
+            raise ValueError(
+                f"validation_data must have last dimension {input_size}, "
+                f"got shape {tuple(validation_data.shape)}"
+            )
+        validation_data = validation_data.to(device)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    epoch_batches, n_batches = _batches_of(
+        dataset, input_size, batch_size, shuffle, generator, device
+    )
+    if n_batches == 0:
+        raise ValueError("dataset must not be empty")
+
+    loss_fn = model.loss_function
+    has_terms = _accepts(loss_fn, "return_terms")
+    takes_beta = _accepts(loss_fn, "beta")
+    takes_free_bits = _accepts(loss_fn, "free_bits")
+    if free_bits is not None and not takes_free_bits:
+        raise ValueError("free_bits needs a model whose loss_function accepts free_bits")
+    target_beta = beta if beta is not None else float(getattr(model, "beta", 1.0))
+    if (beta is not None or kl_warmup_epochs) and not takes_beta:
+        raise ValueError("beta and kl_warmup_epochs need a loss_function that accepts beta")
+
+    optimizer = torch.optim.Adam(params, lr=learning_rate)
+    total_steps = n_epochs * n_batches if n_batches else None
+    if lr_schedule == "cosine":
+        if total_steps is None:
+            raise ValueError("lr_schedule='cosine' needs a dataset with a known length")
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        step_scheduler = True
+    elif callable(lr_schedule):
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_schedule)
+        step_scheduler = False
+    else:
+        scheduler, step_scheduler = None, False
+
+    history = History()
+    last_good = [p.detach().clone() for p in params]
+    was_training = model.training
+    model.train()
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        bar = tqdm(range(n_epochs), desc="training", unit="epoch", disable=not progress)
+        step = 0
+        try:
+            for epoch in bar:
+                t0 = time.perf_counter()
+                # sums kept as tensors: no host sync per batch
+                sums = torch.zeros(4, dtype=torch.float64, device=device)
+                n_seen = 0
+                current_beta = target_beta
+                for i, x in enumerate(epoch_batches()):
+                    if transform is not None:
+                        x = transform(x)
+                    if kl_warmup_epochs:
+                        progress_epochs = epoch + (i + 1) / n_batches if n_batches else epoch + 1
+                        current_beta = target_beta * min(1.0, progress_epochs / kl_warmup_epochs)
+                    kwargs = {}
+                    if takes_beta and (beta is not None or kl_warmup_epochs):
+                        kwargs["beta"] = current_beta
+                    if free_bits is not None:
+                        kwargs["free_bits"] = free_bits
+                    x_hat, mean, log_var = model(x)
+                    if has_terms:
+                        loss, terms = loss_fn(x, x_hat, mean, log_var, return_terms=True, **kwargs)
+                    else:
+                        loss, terms = loss_fn(x, x_hat, mean, log_var, **kwargs), None
+                    if not bool(torch.isfinite(loss)):
+                        _diverged(model, history, last_good, epoch, i, loss.item())
+                        return history
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                    # these weights just gave a finite loss: keep them before stepping
+                    with torch.no_grad():
+                        for buf, p in zip(last_good, params, strict=True):
+                            buf.copy_(p)
+                    optimizer.step()
+                    if step_scheduler:
+                        scheduler.step()
+                    step += 1
+                    b = x.shape[0] if x.dim() == 2 else 1
+                    n_seen += b
+                    if terms is not None:
+                        sums += b * torch.stack(
+                            [loss.detach(), terms["recon"], terms["kl"], terms["log_lik"]]
+                        ).to(sums.dtype)
+                    else:
+                        sums[0] += b * loss.detach().to(sums.dtype)
+                if n_seen == 0:
+                    raise ValueError("dataset must not be empty")
+                if scheduler is not None and not step_scheduler:
+                    scheduler.step()
+                avg = (sums / n_seen).tolist()  # the one sync per epoch
+                if not _params_finite(model):
+                    _diverged(model, history, last_good, epoch, None, avg[0])
+                    return history
+                history.append(avg[0])
+                if terms is not None:
+                    history.recon.append(avg[1])
+                    history.kl.append(avg[2])
+                    history.elbo.append(avg[3] - avg[2])
+                if validation_data is not None:
+                    history.val_elbo.append(_mean_elbo(model, validation_data))
+                history.beta.append(current_beta)
+                history.lr.append(optimizer.param_groups[0]["lr"])
+                history.epoch_time.append(time.perf_counter() - t0)
+                postfix = {"loss": f"{avg[0]:.3f}"}
+                if history.val_elbo:
+                    postfix["val_elbo"] = f"{history.val_elbo[-1]:.2f}"
+                bar.set_postfix(postfix, refresh=False)
+                if verbose:
+                    print(f"Epoch {epoch}, Loss: {avg[0]:.4f}")
+        except KeyboardInterrupt:
+            history.status = "interrupted"
+            history.message = (
+                f"interrupted after {len(history)} complete epoch(s); the model keeps its "
+                "current weights and the history so far is returned"
+            )
+            print(history.message)
+        finally:
+            bar.close()
+            model.train(was_training)
+    return history
+
+
+def _diverged(model, history: History, last_good, epoch: int, batch, value: float) -> None:
+    """Restore the last weights that gave a finite loss and record why training stopped."""
+    with torch.no_grad():
+        for p, buf in zip(model.parameters(), last_good, strict=True):
+            p.copy_(buf)
+    at = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else "")
+    history.status = "diverged"
+    history.message = (
+        f"training diverged at {at}: loss = {value}. Stopped and restored the last "
+        "weights that gave a finite loss. Try a smaller learning_rate or grad_clip, "
+        "or check the data for extreme values."
+    )
+    print(history.message)
+
+
+@torch.no_grad()
+def _mean_elbo(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Average single-sample ELBO (nats) with a fixed generator, so it is repeatable
+    and does not consume the training run's random numbers."""
+    if hasattr(model, "analytic_elbo"):  # linear VAE: the exact expectation
+        return float(model.analytic_elbo(x).mean())
+    if not hasattr(model, "elbo"):
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(0)
+    try:
+        return float(model.elbo(x, generator=gen).mean())
+    finally:
+        model.train(was_training)

@@ -285,7 +285,8 @@ class VariationalAutoencoder(nn.Module):
         if free_bits > 0:
             # Kingma et al. (2016): clamp each dimension's batch-mean KL from below,
             # so the optimizer gains nothing by pushing a dimension under lambda nats.
-            kl_term = torch.clamp(kl_dims.mean(dim=0), min=free_bits).sum()
+            per_dim = kl_dims.reshape(-1, kl_dims.shape[-1]).mean(dim=0)  # (L,), also for 1-D x
+            kl_term = torch.clamp(per_dim, min=free_bits).sum()
         else:
             kl_term = kl
         loss = recon.mean() + beta * kl_term
@@ -452,7 +453,8 @@ class LinearGaussianVAE(nn.Module):
     def marginal(self) -> MultivariateNormal:
         r"""The exact marginal :math:`p(x)=\mathcal N(b, WW^\top+\sigma^2 I)`."""
         W = self.decoder.weight
-        cov = W @ W.T + self.obs_log_var.exp() * torch.eye(self.input_size, dtype=W.dtype)
+        eye = torch.eye(self.input_size, dtype=W.dtype, device=W.device)
+        cov = W @ W.T + self.obs_log_var.exp() * eye
         return MultivariateNormal(self.decoder.bias, covariance_matrix=cov)
 
     def exact_log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
@@ -515,8 +517,10 @@ class ConjugateGaussianModel:
         """``log p(x, z)`` for a tensor of latent values ``z`` (any shape) -> same shape."""
         x = self._check_x(x)
         check_tensor("z", z, allow_empty=False)
-        log_prior = Normal(self.mu0, self.sigma0).log_prob(z)
-        log_lik = Normal(z.unsqueeze(-1), self.sigma).log_prob(x).sum(dim=-1)
+        # parameters as tensors of z's dtype, so float64 inputs stay float64 throughout
+        mu0, sigma0, sigma = (torch.tensor(v, dtype=z.dtype) for v in (self.mu0, self.sigma0, self.sigma))
+        log_prior = Normal(mu0, sigma0).log_prob(z)
+        log_lik = Normal(z.unsqueeze(-1), sigma).log_prob(x.to(z.dtype)).sum(dim=-1)
         return log_prior + log_lik
 
     def elbo(self, x: torch.Tensor, q_mu, q_sigma) -> torch.Tensor:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._validate import check_nonnegative_int, check_positive_float, check_positive_int
+
 __all__ = [
     "figures_dir",
     "save_figure",
@@ -90,6 +92,9 @@ def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] 
     Returns:
         ``(rows*(H+pad)-pad, cols*(W+pad)-pad)`` array.
     """
+    if nrow is not None:
+        check_positive_int("nrow", nrow)
+    check_nonnegative_int("pad", pad)
     arr = _to_numpy(images)
     if arr.ndim == 2:
         n, d = arr.shape
@@ -156,6 +161,7 @@ def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
     """
     from matplotlib.patches import Ellipse
 
+    check_positive_float("n_std", n_std)
     mu = _to_numpy(mu).reshape(-1)
     cov = _to_numpy(cov)
     if mu.shape != (2,) or cov.shape != (2, 2):

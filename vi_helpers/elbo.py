@@ -87,7 +87,8 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     check_tensor("x", x, ndim=range(1, 8))
     check_tensor("logits", logits, finite=False)
     check_same_shape("x", x, "logits", logits)
-    if bool((x < 0).any()) or bool((x > 1).any()):
+    lo, hi = torch.aminmax(x)  # one pass instead of two comparisons
+    if bool(lo < 0) or bool(hi > 1):
         raise ValueError("x must lie in [0, 1] for a Bernoulli likelihood")
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
 

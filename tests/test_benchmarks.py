@@ -232,8 +232,12 @@ def test_smoke_time_to_quality_is_sane(smoke):
     assert _finite(s["epoch_s_idiomatic_128"]) and s["epoch_s_idiomatic_128"] > 0
     assert 0 < s["matmul_fraction_idiomatic_128"] < 10
     assert _finite(s["nelbo_10ep_idiomatic"]) and _finite(s["nelbo_10ep_vi_helpers_best"])
-    rows = doc["phases"]["ablation"]["rows"]
-    assert len(rows) >= 5 and all(_finite(r["epoch_s"]) and r["epoch_s"] > 0 for r in rows)
+    abl = doc["phases"]["ablation"]
+    loop_rows, opt_rows = abl["loop_rows"], abl["opt_rows"]
+    assert len(loop_rows) == 5 and len(opt_rows) >= 4
+    assert all(_finite(r["epoch_s"]) and r["epoch_s"] > 0 for r in loop_rows + opt_rows)
+    # loop-only choices keep the tutorial loop's epochs to the target
+    assert {r["epochs_to_target"] for r in loop_rows} == {loop_rows[0]["epochs_to_target"]}
 
 
 def test_smoke_quality_figures_are_sane(smoke):

@@ -99,7 +99,7 @@ def log(msg: str = "") -> None:
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def loadavg() -> list[float] | None:
@@ -1204,7 +1204,7 @@ def phase_widgets(ctx: Context) -> dict:
             "command": data.get("command"),
             "load": env.get("load_average_1min"),
             "file_mtime": datetime.datetime.fromtimestamp(
-                path.stat().st_mtime, datetime.timezone.utc).replace(microsecond=0).isoformat(),
+                path.stat().st_mtime, datetime.UTC).replace(microsecond=0).isoformat(),
         },
     }
 

@@ -6,10 +6,10 @@ the package (pyproject.toml) appears in it.
 """
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -87,7 +87,8 @@ def train_epoch(
     *,
     logits: bool = False,
     sync: bool = True,
-    binarize: bool = True,
+    binarize: bool | str = True,
+    mixed_precision: torch.dtype | None = None,
 ) -> float:
     """One epoch of the tutorial's ``train()``; returns the average loss per example (nats).
 
@@ -100,16 +101,27 @@ def train_epoch(
             ``sigmoid`` + ``binary_cross_entropy`` (an ablation; the tutorial uses False).
         sync: call ``loss.item()`` every batch (the tutorial); False accumulates on the
             device and reads the total once per epoch.
-        binarize: draw ``torch.bernoulli(data)`` per batch (dynamic binarization).
+        binarize: draw ``torch.bernoulli(data)`` per batch (dynamic binarization);
+            ``"uniform"`` draws the same law as ``torch.rand_like(data) < data`` (an
+            ablation: what ``vi_helpers.data.dynamic_binarize`` does); False: none.
+        mixed_precision: run the forward pass under ``torch.autocast`` with this dtype
+            (an ablation; the loss is computed in float32).
     """
     model.train()
     train_loss = 0.0 if sync else torch.zeros((), dtype=torch.float64)
     n_seen = 0
     for (data,) in loader:
-        if binarize:
+        if binarize == "uniform":
+            data = (torch.rand_like(data) < data).to(data.dtype)
+        elif binarize:
             data = torch.bernoulli(data)
         optimizer.zero_grad()
-        out, mu, logvar = model(data)
+        if mixed_precision is None:
+            out, mu, logvar = model(data)
+        else:
+            with torch.autocast(data.device.type, dtype=mixed_precision):
+                out, mu, logvar = model(data)
+            out, mu, logvar = out.float(), mu.float(), logvar.float()
         if logits:
             loss = loss_function_logits(out, data, mu, logvar)
         else:

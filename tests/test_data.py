@@ -505,8 +505,20 @@ def test_dynamic_binarize_seeded_is_static_and_extremes_are_exact():
     b = data.dynamic_binarize(x, generator=torch.Generator().manual_seed(0))
     c = data.dynamic_binarize(x, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    edge = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    edge = torch.tensor([[0.0, 1.0, 0.0, 1.0]]).repeat(1000, 1)
     assert torch.equal(data.dynamic_binarize(edge), edge)
+
+
+def test_dynamic_binarize_pixels_independent_bernoulli():
+    """Each pixel's frequency over many draws vs its intensity, and the pairwise
+    co-occurrence of two pixels vs the product (independence), within 5 SE."""
+    gen = torch.Generator().manual_seed(3)
+    p = torch.tensor([0.05, 0.3, 0.5, 0.9])
+    draws = data.dynamic_binarize(p.expand(200_000, 4).contiguous(), generator=gen)
+    se = (p * (1 - p) / 200_000).sqrt()
+    assert ((draws.mean(0) - p).abs() < 5 * se).all()
+    both = (draws[:, 1] * draws[:, 2]).mean()
+    assert abs(float(both) - 0.15) < 5 * math.sqrt(0.15 * 0.85 / 200_000)
 
 
 @pytest.mark.parametrize(
@@ -515,6 +527,8 @@ def test_dynamic_binarize_seeded_is_static_and_extremes_are_exact():
         (torch.tensor([0.5, 1.5]), ValueError),
         (torch.tensor([-0.1, 0.5]), ValueError),
         (torch.tensor([float("nan"), 0.5]), ValueError),
+        (torch.tensor([float("inf"), 0.5]), ValueError),
+        (torch.empty(0, 4), ValueError),
         (torch.tensor([0, 1]), TypeError),
         ([0.5], TypeError),
     ],

@@ -120,6 +120,55 @@ def test_one_shot_generator_refused(digits_small):
         train_model(_vae(), (b for b in digits_small.split(64)), 2, progress=False)
 
 
+def test_matches_the_seeds_adam_loop(digits_small):
+    """train_model's (fused) Adam against the seed's loop with torch's default Adam:
+    same batches in order, same update up to float32 rounding."""
+    a, b = _vae(), _vae()
+    batches = _batches_list(digits_small)
+    h = train_model(a, batches, 3, 0.005, seed=0, progress=False)
+    opt = torch.optim.Adam(b.parameters(), lr=0.005, foreach=False)
+    torch.manual_seed(0)  # train_model(seed=0) draws its noise from this state
+    ref = []
+    for _ in range(3):
+        total = 0.0
+        for x in batches:
+            x_hat, mean, log_var = b(x)
+            loss = b.loss_function(x, x_hat, mean, log_var)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * x.shape[0]
+        ref.append(total / digits_small.shape[0])
+    assert h == pytest.approx(ref, rel=1e-4)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_make_adam_fuses_where_it_can():
+    from vi_helpers.train import make_adam
+
+    params = list(_vae().parameters())
+    assert make_adam(params, 1e-3).defaults["fused"] is True
+    assert make_adam([torch.zeros(3, requires_grad=True, device="meta")], 1e-3).defaults[
+        "fused"] is None
+
+
+def test_mixed_precision_bfloat16(digits_small):
+    """bfloat16 autocast: the first batch's loss is the float32 loss up to bfloat16's
+    rounding (8 bits of mantissa), and training still tracks the float32 run."""
+    batches = _batches_list(digits_small)
+    a, b = _vae(), _vae()
+    ha = train_model(a, batches, 5, 0.005, seed=0, progress=False)
+    hb = train_model(b, batches, 5, 0.005, seed=0, progress=False,
+                     mixed_precision=torch.bfloat16)
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    assert hb[-1] < hb[0]
+    assert hb == pytest.approx(list(ha), rel=0.03)
+    assert list(hb) != list(ha)  # it did run in bfloat16
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train_model(_vae(), batches, 1, progress=False, mixed_precision=torch.float16)
+
+
 # ---------------------------------------------------------------------------- determinism
 def test_same_seed_bitwise_equal_different_seed_differs(digits_small):
     runs = []

@@ -36,7 +36,7 @@ from ._validate import (
     check_tensor,
 )
 
-__all__ = ["History", "train_model"]
+__all__ = ["History", "make_adam", "train_model"]
 
 
 class History(list):
@@ -154,6 +154,19 @@ def _params_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
+def make_adam(params: list[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
+    """``torch.optim.Adam`` with the fused kernel where every parameter allows it.
+
+    The fused kernel updates all parameters in one pass instead of a dozen
+    elementwise ops per tensor. For the MNIST VAE on a CPU that is about 0.4 ms per
+    step instead of about 4 ms, roughly half the time of a batch-128 step (see
+    ``benchmarks/README.md``). The update is the same Adam update; only the
+    floating-point rounding order differs.
+    """
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=learning_rate, fused=True if fused else None)
+
+
 def train_model(
     model: torch.nn.Module,
     dataset,
@@ -173,6 +186,7 @@ def train_model(
     validation_data: torch.Tensor | None = None,
     progress: bool = True,
     verbose: bool = False,
+    mixed_precision: torch.dtype | None = None,
 ) -> History:
     r"""Train a VAE by minimizing its ``loss_function`` with Adam.
 
@@ -206,6 +220,13 @@ def train_model(
         validation_data: ``(M, D)`` tensor; its average ELBO is logged every epoch.
         progress: show a tqdm progress bar over epochs.
         verbose: also print the seed's line ``Epoch e, Loss: l`` every epoch.
+        mixed_precision: ``torch.bfloat16`` runs the forward pass under
+            ``torch.autocast`` (matmuls in bfloat16, weights, gradients and Adam in
+            float32); the outputs are cast back to the data's dtype before the loss,
+            so the loss and its reductions stay in full precision. On CPUs with
+            AVX512-BF16 or AMX, and on recent GPUs, that doubles matmul throughput;
+            elsewhere bfloat16 is emulated and slower. ``None`` (default): full
+            precision.
 
     Returns:
         :class:`History`, a ``list`` of per-epoch average losses with the ELBO,
@@ -231,6 +252,8 @@ def train_model(
         raise ValueError(f"lr_schedule must be None, 'cosine' or a callable, got {lr_schedule!r}")
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+    if mixed_precision is not None and mixed_precision != torch.bfloat16:
+        raise ValueError(f"mixed_precision must be None or torch.bfloat16, got {mixed_precision!r}")
 
     params = list(model.parameters())
     if not params:
@@ -263,7 +286,7 @@ def train_model(
     if (beta is not None or kl_warmup_epochs) and not takes_beta:
         raise ValueError("beta and kl_warmup_epochs need a loss_function that accepts beta")
 
-    optimizer = torch.optim.Adam(params, lr=learning_rate)
+    optimizer = make_adam(params, learning_rate)
     total_steps = n_epochs * n_batches if n_batches else None
     if lr_schedule == "cosine":
         if total_steps is None:
@@ -304,7 +327,12 @@ def train_model(
                         kwargs["beta"] = current_beta
                     if free_bits is not None:
                         kwargs["free_bits"] = free_bits
-                    x_hat, mean, log_var = model(x)
+                    if mixed_precision is None:
+                        x_hat, mean, log_var = model(x)
+                    else:
+                        with torch.autocast(device.type, dtype=mixed_precision):
+                            out = model(x)
+                        x_hat, mean, log_var = (t.to(x.dtype) for t in out)
                     if has_terms:
                         loss, terms = loss_fn(x, x_hat, mean, log_var, return_terms=True, **kwargs)
                     else:
@@ -508,7 +536,7 @@ def fit_linear_vae(
         model.encoder_log_var.zero_()
         model.obs_log_var.fill_(float(pixel_var.log()))
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimizer = make_adam(list(model.parameters()), learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps)
     history: list[float] = []
     model.train()

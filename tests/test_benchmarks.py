@@ -232,6 +232,12 @@ def test_smoke_time_to_quality_is_sane(smoke):
     assert _finite(s["epoch_s_idiomatic_128"]) and s["epoch_s_idiomatic_128"] > 0
     assert 0 < s["matmul_fraction_idiomatic_128"] < 10
     assert _finite(s["nelbo_10ep_idiomatic"]) and _finite(s["nelbo_10ep_vi_helpers_best"])
+    # the A runs really used the best settings (precision included), the B runs the tutorial's
+    best = ttq["best_settings"]
+    for run in ttq["runs"]["vi_helpers"]:
+        assert run["batch_size"] == best["batch_size"]
+        assert run["mixed_precision"] == best["mixed_precision"] == "bfloat16"
+    assert {run["batch_size"] for run in ttq["runs"]["idiomatic"]} == {128}
     abl = doc["phases"]["ablation"]
     loop_rows, opt_rows = abl["loop_rows"], abl["opt_rows"]
     assert len(loop_rows) == 8 and len(opt_rows) >= 5

@@ -81,8 +81,8 @@ def _norm(line: str) -> str:
     return " ".join(line.split())
 
 
-def solution_lines(nb) -> set[str]:
-    """Normalized non-blank, non-trivial lines between the solution markers."""
+def _lines(nb, *, in_solution: bool) -> set[str]:
+    """Normalized lines inside (or outside) the solution markers."""
     found: set[str] = set()
     for cell in nb.cells:
         inside = False
@@ -91,24 +91,19 @@ def solution_lines(nb) -> set[str]:
                 inside = True
             elif END in line:
                 inside = False
-            elif inside and _norm(line) and not TRIVIAL.match(_norm(line)):
+            elif inside == in_solution:
                 found.add(_norm(line))
     return found
+
+
+def solution_lines(nb) -> set[str]:
+    """Normalized non-blank, non-trivial lines between the solution markers."""
+    return {line for line in _lines(nb, in_solution=True) if line and not TRIVIAL.match(line)}
 
 
 def shown_lines(nb) -> set[str]:
     """Normalized lines OUTSIDE the solution regions (what the author shows anyway)."""
-    found: set[str] = set()
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if BEGIN in line:
-                inside = True
-            elif END in line:
-                inside = False
-            elif not inside:
-                found.add(_norm(line))
-    return found
+    return _lines(nb, in_solution=False)
 
 
 def leaks(source_nb, student_nb) -> list[str]:

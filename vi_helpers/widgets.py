@@ -1460,6 +1460,25 @@ def kl_normal_mixture(
     return float(kl_qp), float(kl_pq)
 
 
+def _mu_sigma_panel(explorer, plot_class: str, css_class: str, width: str) -> None:
+    """Lay out a concept explorer driven by ``mu_slider`` and ``sigma_slider``: the
+    sliders, its ``info`` line and its plot image (``_last_png``), re-rendered by
+    ``explorer._update()`` whenever a slider moves."""
+    explorer.plot = _image_widget(explorer._last_png, plot_class)
+    explorer.widget = widgets.VBox(
+        [explorer.mu_slider, explorer.sigma_slider, explorer.info, explorer.plot],
+        layout=widgets.Layout(width=width),
+    )
+    explorer.widget.add_class(css_class)
+
+    def on_change(_change) -> None:
+        explorer._update()
+        explorer.plot.value = explorer._last_png
+
+    explorer.mu_slider.observe(on_change, names="value")
+    explorer.sigma_slider.observe(on_change, names="value")
+
+
 class KLExplorer(_InteractiveWidget):
     r"""Fit a Gaussian ``q`` to a bimodal mixture ``p`` by hand and read both KLs.
 
@@ -1523,18 +1542,7 @@ class KLExplorer(_InteractiveWidget):
         self.info = _info_widget(420, 48)
         self.kl_qp = self.kl_pq = float("nan")
         self._update()
-        self.plot = _image_widget(self._last_png, "vi-kl-plot")
-        self.widget = widgets.VBox(
-            [self.mu_slider, self.sigma_slider, self.info, self.plot],
-            layout=widgets.Layout(width="440px"),
-        )
-        self.widget.add_class("vi-kl-explorer")
-        self.mu_slider.observe(self._on_change, names="value")
-        self.sigma_slider.observe(self._on_change, names="value")
-
-    def _on_change(self, _change) -> None:
-        self._update()
-        self.plot.value = self._last_png
+        _mu_sigma_panel(self, "vi-kl-plot", "vi-kl-explorer", "440px")
 
     def _update(self) -> None:
         mu, sigma = float(self.mu_slider.value), float(self.sigma_slider.value)
@@ -1682,18 +1690,7 @@ class ELBOGapExplorer(_InteractiveWidget):
         self.info = _info_widget(500, 48)
         self.elbo = self.kl = float("nan")
         self._update()
-        self.plot = _image_widget(self._last_png, "vi-elbo-plot")
-        self.widget = widgets.VBox(
-            [self.mu_slider, self.sigma_slider, self.info, self.plot],
-            layout=widgets.Layout(width="520px"),
-        )
-        self.widget.add_class("vi-elbo-gap-explorer")
-        self.mu_slider.observe(self._on_change, names="value")
-        self.sigma_slider.observe(self._on_change, names="value")
-
-    def _on_change(self, _change) -> None:
-        self._update()
-        self.plot.value = self._last_png
+        _mu_sigma_panel(self, "vi-elbo-plot", "vi-elbo-gap-explorer", "520px")
 
     def _update(self) -> None:
         from .kl import kl_univariate_normal

@@ -478,3 +478,31 @@ def test_fit_linear_vae_deterministic_and_rng_untouched(digits):
 def test_fit_linear_vae_bad_inputs(digits, x, latent_size, kwargs, exc, name):
     with pytest.raises(exc, match=name):
         fit_linear_vae(digits if x is None else x, latent_size, **kwargs)
+
+
+class _TwoTermModel(torch.nn.Module):
+    """A model that trains through ``training_loss`` instead of forward + loss_function."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(4))
+        self.seen_beta = []
+
+    def training_loss(self, x, *, beta=None, free_bits=None):
+        self.seen_beta.append(beta)
+        recon = ((x - self.w) ** 2).sum(dim=-1).mean()
+        kl = 0.5 * (self.w**2).sum()
+        b = 1.0 if beta is None else beta
+        return recon + b * kl, {"recon": recon.detach(), "kl": kl.detach(), "log_lik": -recon.detach()}
+
+
+def test_training_loss_contract_trains_and_logs_terms():
+    model = _TwoTermModel()
+    x = torch.ones(32, 4)
+    hist = train_model(model, x, 50, 0.1, batch_size=8, seed=0, progress=False, kl_warmup_epochs=2)
+    assert hist.status == "completed"
+    # optimum of |1 - w|^2 + w^2 / 2 is w = 2/3
+    torch.testing.assert_close(model.w.detach(), torch.full((4,), 2 / 3), atol=0.05, rtol=0)
+    assert len(hist.kl) == len(hist.elbo) == 50
+    assert hist.elbo[-1] == pytest.approx(hist.recon[-1] * -1 - hist.kl[-1])
+    assert model.seen_beta[0] < 1.0 and model.seen_beta[-1] == 1.0

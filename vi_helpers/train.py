@@ -197,7 +197,12 @@ def train_model(
 
     Args:
         model: a module whose ``forward(x)`` returns ``(x_hat, mean, log_var)`` and
-            that has ``loss_function(x, x_hat, mean, log_var)``.
+            that has ``loss_function(x, x_hat, mean, log_var)`` (the seed's VAE); or a
+            module with ``training_loss(x, *, beta=None, free_bits=None) -> (loss,
+            terms)``, where ``loss`` is a scalar batch mean and ``terms`` a dict of
+            scalar tensors ``recon``, ``kl`` and ``log_lik`` (nats, batch means, so
+            ``ELBO = log_lik - kl``): models whose forward pass is not one encoder and
+            one decoder (hierarchical VAEs, diffusion) train through this.
         dataset: a ``(N, D)`` tensor (shuffled into minibatches of ``batch_size``),
             a ``(n_batches, B, D)`` tensor, a ``DataLoader``, or a re-iterable of
             ``(B, D)`` tensors (or ``(x, y)`` tuples).
@@ -234,8 +239,12 @@ def train_model(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not hasattr(model, "loss_function"):
-        raise TypeError("model must define loss_function(x, x_hat, mean, log_var)")
+    custom_loss = callable(getattr(model, "training_loss", None))
+    if not custom_loss and not hasattr(model, "loss_function"):
+        raise TypeError(
+            "model must define loss_function(x, x_hat, mean, log_var) "
+            "or training_loss(x, *, beta=None, free_bits=None)"
+        )
     n_epochs = check_positive_int("n_epochs", n_epochs)
     learning_rate = check_positive_float("learning_rate", learning_rate)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -276,8 +285,8 @@ def train_model(
     if n_batches == 0:
         raise ValueError("dataset must not be empty")
 
-    loss_fn = model.loss_function
-    has_terms = _accepts(loss_fn, "return_terms")
+    loss_fn = model.training_loss if custom_loss else model.loss_function
+    has_terms = custom_loss or _accepts(loss_fn, "return_terms")
     takes_beta = _accepts(loss_fn, "beta")
     takes_free_bits = _accepts(loss_fn, "free_bits")
     if free_bits is not None and not takes_free_bits:
@@ -327,13 +336,23 @@ def train_model(
                         kwargs["beta"] = current_beta
                     if free_bits is not None:
                         kwargs["free_bits"] = free_bits
-                    if mixed_precision is None:
+                    if custom_loss:
+                        # models beyond (x_hat, mean, log_var): hierarchical VAEs, diffusion
+                        with torch.autocast(
+                            device.type, dtype=mixed_precision or torch.bfloat16,
+                            enabled=mixed_precision is not None,
+                        ):
+                            loss, terms = loss_fn(x, **kwargs)
+                        loss = loss.float()
+                    elif mixed_precision is None:
                         x_hat, mean, log_var = model(x)
                     else:
                         with torch.autocast(device.type, dtype=mixed_precision):
                             out = model(x)
                         x_hat, mean, log_var = (t.to(x.dtype) for t in out)
-                    if has_terms:
+                    if custom_loss:
+                        pass
+                    elif has_terms:
                         loss, terms = loss_fn(x, x_hat, mean, log_var, return_terms=True, **kwargs)
                     else:
                         loss, terms = loss_fn(x, x_hat, mean, log_var, **kwargs), None

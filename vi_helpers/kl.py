@@ -471,3 +471,114 @@ def kl_monte_carlo(
     estimate = terms.mean(dim=0)
     std_error = terms.std(dim=0) / math.sqrt(n_samples)
     return estimate, std_error
+
+
+# -- a Gaussian against a Gaussian mixture (no closed form) ------------------------------------
+
+
+def _mixture_parameter(name: str, value) -> torch.Tensor:
+    """A non-empty finite float64 ``(K,)`` tensor from a sequence, array or tensor."""
+    try:
+        if isinstance(value, torch.Tensor):
+            a = value.detach().cpu().to(torch.float64).reshape(-1)
+        else:
+            a = torch.tensor(value, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a sequence of numbers") from err
+    if a.numel() == 0 or not bool(torch.isfinite(a).all()):
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers, got {value!r}")
+    return a
+
+
+def normal_mixture(weights, means, stds) -> torch.distributions.MixtureSameFamily:
+    r"""The univariate Gaussian mixture :math:`p(z)=\sum_k w_k\,\mathcal N(z; m_k, s_k^2)`.
+
+    Args:
+        weights: ``K`` weights, each > 0, summing to 1 (within ``1e-6``).
+        means: ``K`` component means.
+        stds: ``K`` component standard deviations, each > 0.
+
+    Returns:
+        A float64 ``torch.distributions.MixtureSameFamily`` with batch shape ``()``;
+        its ``log_prob`` is a log-sum-exp over the components.
+    """
+    w, m, s = (
+        _mixture_parameter(name, value)
+        for name, value in (("weights", weights), ("means", means), ("stds", stds))
+    )
+    if not (w.shape == m.shape == s.shape):
+        raise ValueError(
+            "weights, means and stds must have the same length, "
+            f"got {w.numel()}, {m.numel()}, {s.numel()}"
+        )
+    if bool((w <= 0).any()) or abs(float(w.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"weights must be positive and sum to 1, got {w.tolist()}")
+    if bool((s <= 0).any()):
+        raise ValueError(f"stds must be > 0, got {s.tolist()}")
+    # checked above; torch's own argument validation would only repeat it (and cost
+    # more than the log-density on the KL's grid)
+    return torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=w, validate_args=False),
+        torch.distributions.Normal(m, s, validate_args=False),
+        validate_args=False,
+    )
+
+
+def kl_normal_mixture(
+    mu: float, sigma: float, weights, means, stds, *, n_grid: int = 4001
+) -> tuple[float, float]:
+    r"""Both KLs between :math:`q=\mathcal N(\mu,\sigma^2)` and a Gaussian mixture ``p``.
+
+    .. math::
+        p(z) = \sum_k w_k\,\mathcal N(z; m_k, s_k^2),\qquad
+        \mathrm{KL}(q\,\|\,p) = \int q\log\frac qp\,dz,\qquad
+        \mathrm{KL}(p\,\|\,q) = \int p\log\frac pq\,dz .
+
+    :math:`\mathrm{KL}(q\,\|\,p)` (``q`` first) is the *reverse* KL that VI
+    minimizes, mode-seeking; :math:`\mathrm{KL}(p\,\|\,q)` the *forward* KL,
+    mass-covering (Bishop 2006, section 10.1.2; notebook 1).
+
+    The KL between a Gaussian and a mixture has no closed form. Both integrals
+    are computed with the trapezoid rule on ``n_grid`` points spanning 12
+    standard deviations beyond every component and ``q``, in float64, with
+    :math:`\log p` by log-sum-exp (:func:`normal_mixture`). The integrands are
+    smooth and decay like Gaussians, for which the trapezoid rule converges
+    exponentially fast: with the default grid the error is far below ``1e-6``
+    nats whenever the narrowest standard deviation is at least ``1/400`` of the
+    grid's span.
+
+    Args:
+        mu, sigma: mean and standard deviation (> 0) of ``q``.
+        weights, means, stds: the mixture (weights > 0 summing to 1; stds > 0).
+        n_grid: grid points (>= 101).
+
+    Returns:
+        ``(kl_qp, kl_pq)`` in nats, Python floats.
+    """
+    from ._validate import check_positive_float  # (kept local: this section was appended)
+
+    p = normal_mixture(weights, means, stds)
+    if isinstance(mu, bool) or not isinstance(mu, numbers.Real) or not math.isfinite(mu):
+        raise ValueError(f"mu must be a finite number, got {mu!r}")
+    sigma = check_positive_float("sigma", sigma)
+    n_grid = check_positive_int("n_grid", n_grid)
+    if n_grid < 101:
+        raise ValueError(f"n_grid must be >= 101, got {n_grid}")
+    w, components = p.mixture_distribution.probs, p.component_distribution
+    m, s = components.loc, components.scale
+    lo = min(mu - 12.0 * sigma, float((m - 12.0 * s).min()))
+    hi = max(mu + 12.0 * sigma, float((m + 12.0 * s).max()))
+    z = torch.linspace(lo, hi, n_grid, dtype=torch.float64)
+    q = torch.distributions.Normal(
+        torch.tensor(float(mu), dtype=torch.float64),
+        torch.tensor(sigma, dtype=torch.float64),
+        validate_args=False,
+    )
+    log_q = q.log_prob(z)
+    # log p by log-sum-exp over the components, laid out (K, n_grid): the same value as
+    # p.log_prob(z), in half the time (a reduction over a contiguous first dimension)
+    per_component = torch.distributions.Normal(m[:, None], s[:, None], validate_args=False)
+    log_p = torch.logsumexp(w.log()[:, None] + per_component.log_prob(z), dim=0)
+    kl_qp = torch.trapezoid(log_q.exp() * (log_q - log_p), z)
+    kl_pq = torch.trapezoid(log_p.exp() * (log_p - log_q), z)
+    return float(kl_qp), float(kl_pq)

@@ -90,7 +90,7 @@ def trained(digits_train):
 # ---------------------------------------------------------------- importance sampling
 def test_is_matches_exact_log_likelihood_for_large_k(linear):
     m, x = linear
-    est = log_likelihood_is(m, x, k=4000, batch_size=1000,
+    est = log_likelihood_is(m, x, k=4000, chunk_size=1000,
                             generator=torch.Generator().manual_seed(0))
     exact = m.exact_log_likelihood(x).detach()
     assert est.shape == (64,) and not est.requires_grad
@@ -153,7 +153,7 @@ def test_is_vs_hand_computation(likelihood, chunks):
     model = _vae(likelihood)
     x = _data(likelihood)
     k = sum(chunks)
-    got = log_likelihood_is(model, x, k=k, batch_size=chunks[0],
+    got = log_likelihood_is(model, x, k=k, chunk_size=chunks[0],
                             generator=torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -257,7 +257,7 @@ def test_elbo_convenience(linear):
     [
         (lambda m, x: log_likelihood_is(m, x, k=0), ValueError, "k"),
         (lambda m, x: log_likelihood_is(m, x, k=2.0), TypeError, "k"),
-        (lambda m, x: log_likelihood_is(m, x, batch_size=0), ValueError, "batch_size"),
+        (lambda m, x: log_likelihood_is(m, x, chunk_size=0), ValueError, "chunk_size"),
         (lambda m, x: log_likelihood_is(m, x[:, :-1]), ValueError, "x"),
         (lambda m, x: log_likelihood_is(m, x[0]), ValueError, "x"),
         (lambda m, x: log_likelihood_is(m, x * float("nan")), ValueError, "x"),

@@ -325,7 +325,7 @@ def test_optimize_local_posterior_bad_inputs(small, kwargs, exc, match):
     [
         (dict(k=0), ValueError, "k"),
         (dict(n_eval_samples=0), ValueError, "n_eval_samples"),
-        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(chunk_size=0), ValueError, "chunk_size"),
         (dict(reduction="sum"), ValueError, "reduction"),
         (dict(n_steps=-2), ValueError, "n_steps"),
     ],

@@ -33,6 +33,7 @@ __all__ = [
     "check_positive_float",
     "check_nonnegative_float",
     "check_finite_float",
+    "check_optional",
     "check_same_shape",
     "check_choice",
     "check_generator",
@@ -164,6 +165,11 @@ def check_nonnegative_float(name: str, value) -> float:
 def check_finite_float(name: str, value) -> float:
     """Return ``float(value)`` if it is a finite real number (bools are refused)."""
     return _real(name, value, "a finite number")
+
+
+def check_optional(check, name: str, value):
+    """``None``, or ``check(name, value)``: for options whose ``None`` means "not set"."""
+    return None if value is None else check(name, value)
 
 
 def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:

@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from helpers import DT
 from torch.distributions import Gamma, Normal, StudentT
 
 from vi_helpers.cavi import (
@@ -23,8 +24,6 @@ from vi_helpers.cavi import (
     cavi_update_tau,
     gamma_entropy,
 )
-
-DT = torch.float64
 
 # (mu0, lambda0, a0, b0), N, seed: a weak prior with few points, an offset prior, more data
 CASES = [

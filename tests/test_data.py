@@ -564,3 +564,28 @@ def test_batches_validates_before_iterating():
         data.batches([[1.0, 2.0]], 1)
     with pytest.raises(ValueError, match="x"):
         data.batches(torch.tensor(1.0), 1)
+
+
+def test_minibatches_reiterable_with_a_fresh_order_per_pass():
+    x = torch.arange(40.0).reshape(20, 2)
+    batches = data.Minibatches(x, 6, generator=torch.Generator().manual_seed(3))
+    assert len(batches) == 4
+    ref = torch.Generator().manual_seed(3)
+    passes = []
+    for _ in range(2):
+        order = torch.randperm(20, generator=ref)  # one randperm per pass, from the generator
+        epoch = list(batches)
+        assert [b.shape[0] for b in epoch] == [6, 6, 6, 2]
+        assert torch.equal(torch.cat(epoch), x[order])
+        passes.append(torch.cat(epoch))
+    assert not torch.equal(passes[0], passes[1])
+    assert torch.equal(torch.cat(list(data.Minibatches(x, 7, shuffle=False))), x)
+
+
+def test_minibatches_draw_the_order_when_a_pass_starts():
+    g = torch.Generator().manual_seed(0)
+    batches = data.Minibatches(torch.zeros(5, 1), 2, generator=g)
+    state = g.get_state()
+    it = iter(batches)
+    assert not torch.equal(g.get_state(), state)  # drawn at iter(), before the first batch
+    assert len(list(it)) == 3

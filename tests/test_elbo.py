@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import DT
 from torch.distributions import Bernoulli, Independent, Normal
 
 from vi_helpers.elbo import (
@@ -18,8 +19,6 @@ from vi_helpers.elbo import (
 )
 from vi_helpers.kl import cross_entropy_normal, kl_univariate_normal
 from vi_helpers.models import ConjugateGaussianModel
-
-DT = torch.float64
 
 
 def gen(seed: int) -> torch.Generator:

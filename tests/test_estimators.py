@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import DT
 
 from vi_helpers.estimators import (
     GaussianVIResult,
@@ -18,7 +19,6 @@ from vi_helpers.estimators import (
 )
 from vi_helpers.models import BayesianLogisticRegression, ConjugateGaussianModel
 
-DT = torch.float64
 ESTIMATORS = {"score": score_function_gradient, "pathwise": pathwise_gradient}
 # (mu, sigma, k) for f(z) = (z - k)^2
 POINTS = [(1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (2.0, 0.5, 1.0), (-1.0, 2.0, 0.5)]

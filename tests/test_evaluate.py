@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from helpers import linear_vae_near_posterior
 from torch.distributions import Bernoulli, Normal
 
 from vi_helpers import VariationalAutoencoder, train_model
@@ -22,47 +23,20 @@ from vi_helpers.evaluate import (
     log_likelihood_is,
     reconstruction_error,
 )
-from vi_helpers.models import LinearGaussianVAE
 
 D, L = 8, 3
-
-
-def _linear_vae(perturb: float, var_ratio: float):
-    """A linear VAE (pPCA) with orthogonal decoder columns, so the exact posterior is
-    diagonal, and an encoder equal to it up to a mean perturbation of size ``perturb``
-    and variances ``var_ratio`` times the posterior's; plus 64 draws from its marginal."""
-    g = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        m = LinearGaussianVAE(D, L).double()
-    s2 = 0.3
-    with torch.no_grad():
-        q, _ = torch.linalg.qr(torch.randn(D, L, generator=g, dtype=torch.float64))
-        W = q * torch.tensor([2.0, 1.2, 0.6], dtype=torch.float64)
-        b = torch.randn(D, generator=g, dtype=torch.float64)
-        m.decoder.weight.copy_(W)
-        m.decoder.bias.copy_(b)
-        m.obs_log_var.fill_(math.log(s2))
-        M = W.T @ W + s2 * torch.eye(L, dtype=torch.float64)
-        A = torch.linalg.solve(M, W.T)  # posterior mean A (x - b), covariance s2 M^-1
-        A = A + perturb * torch.randn(L, D, generator=g, dtype=torch.float64)
-        m.encoder_mean.weight.copy_(A)
-        m.encoder_mean.bias.copy_(-A @ b)
-        m.encoder_log_var.copy_(torch.log(var_ratio * s2 / torch.diagonal(M)))
-    z = torch.randn(64, L, generator=g, dtype=torch.float64)
-    noise = math.sqrt(s2) * torch.randn(64, D, generator=g, dtype=torch.float64)
-    return m, z @ W.T + b + noise
 
 
 @pytest.fixture(scope="module")
 def linear():
     """Encoder close to the exact posterior and a little wider: a good proposal."""
-    return _linear_vae(perturb=0.01, var_ratio=1.3)
+    return linear_vae_near_posterior(D, (2.0, 1.2, 0.6), perturb=0.01, var_factor=1.3, n=64)
 
 
 @pytest.fixture(scope="module")
 def poor_linear():
     """Encoder off the posterior and too narrow: a loose ELBO, a clear IWAE curve."""
-    return _linear_vae(perturb=0.3, var_ratio=0.3)
+    return linear_vae_near_posterior(D, (2.0, 1.2, 0.6), perturb=0.3, var_factor=0.3, n=64)
 
 
 def _vae(likelihood, seed=0):
@@ -90,7 +64,7 @@ def trained(digits_train):
 # ---------------------------------------------------------------- importance sampling
 def test_is_matches_exact_log_likelihood_for_large_k(linear):
     m, x = linear
-    est = log_likelihood_is(m, x, k=4000, batch_size=1000,
+    est = log_likelihood_is(m, x, k=4000, chunk_size=1000,
                             generator=torch.Generator().manual_seed(0))
     exact = m.exact_log_likelihood(x).detach()
     assert est.shape == (64,) and not est.requires_grad
@@ -153,7 +127,7 @@ def test_is_vs_hand_computation(likelihood, chunks):
     model = _vae(likelihood)
     x = _data(likelihood)
     k = sum(chunks)
-    got = log_likelihood_is(model, x, k=k, batch_size=chunks[0],
+    got = log_likelihood_is(model, x, k=k, chunk_size=chunks[0],
                             generator=torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -257,7 +231,7 @@ def test_elbo_convenience(linear):
     [
         (lambda m, x: log_likelihood_is(m, x, k=0), ValueError, "k"),
         (lambda m, x: log_likelihood_is(m, x, k=2.0), TypeError, "k"),
-        (lambda m, x: log_likelihood_is(m, x, batch_size=0), ValueError, "batch_size"),
+        (lambda m, x: log_likelihood_is(m, x, chunk_size=0), ValueError, "chunk_size"),
         (lambda m, x: log_likelihood_is(m, x[:, :-1]), ValueError, "x"),
         (lambda m, x: log_likelihood_is(m, x[0]), ValueError, "x"),
         (lambda m, x: log_likelihood_is(m, x * float("nan")), ValueError, "x"),

@@ -20,16 +20,11 @@ import math
 
 import pytest
 import torch
+from helpers import DT, exact_log_px, exact_posterior, gen, linear_vae_near_posterior
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from vi_helpers.free_energy import amortization_gap, free_energy, optimize_local_posterior
 from vi_helpers.models import ConjugateGaussianModel, LinearGaussianVAE, VariationalAutoencoder
-
-DT = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # -- reference models ---------------------------------------------------------------------------
@@ -42,45 +37,6 @@ def _conjugate_as_linear_vae(model: ConjugateGaussianModel, n: int) -> LinearGau
         vae.decoder.bias.fill_(model.mu0)
         vae.obs_log_var.fill_(2 * math.log(model.sigma))
     return vae
-
-
-def _linear_vae(D: int = 6, scales=(2.0, 1.0, 0.5), s2: float = 0.3, perturb: float = 0.0,
-                var_factor: float = 1.0, seed: int = 0):
-    """A linear VAE with orthogonal decoder columns (diagonal exact posterior) and an encoder
-    equal to the exact posterior up to a mean perturbation and a variance factor."""
-    L = len(scales)
-    g = _gen(seed)
-    with torch.random.fork_rng():
-        vae = LinearGaussianVAE(D, L).double()
-    q, _ = torch.linalg.qr(torch.randn(D, L, generator=g, dtype=DT))
-    W = q * torch.tensor(scales, dtype=DT)
-    b = torch.randn(D, generator=g, dtype=DT)
-    M = W.T @ W + s2 * torch.eye(L, dtype=DT)
-    A = torch.linalg.solve(M, W.T) + perturb * torch.randn(L, D, generator=g, dtype=DT)
-    with torch.no_grad():
-        vae.decoder.weight.copy_(W)
-        vae.decoder.bias.copy_(b)
-        vae.obs_log_var.fill_(math.log(s2))
-        vae.encoder_mean.weight.copy_(A)
-        vae.encoder_mean.bias.copy_(-A @ b)
-        vae.encoder_log_var.copy_(torch.log(var_factor * s2 / torch.diagonal(M)))
-    z = torch.randn(5, L, generator=g, dtype=DT)
-    x = z @ W.T + b + math.sqrt(s2) * torch.randn(5, D, generator=g, dtype=DT)
-    return vae, x
-
-
-def _exact_posterior(vae: LinearGaussianVAE, x: torch.Tensor):
-    """(mean (B, L), covariance (L, L)) of p(z | x) for a linear VAE, in closed form."""
-    W, b = vae.decoder.weight.detach(), vae.decoder.bias.detach()
-    s2 = float(vae.obs_log_var.detach().exp())
-    M = W.T @ W + s2 * torch.eye(W.shape[1], dtype=DT)
-    return (x - b) @ torch.linalg.solve(M, W.T).T, s2 * torch.linalg.inv(M)
-
-
-def _exact_log_px(vae: LinearGaussianVAE, x: torch.Tensor) -> torch.Tensor:
-    W, b = vae.decoder.weight.detach(), vae.decoder.bias.detach()
-    cov = W @ W.T + float(vae.obs_log_var.detach().exp()) * torch.eye(W.shape[0], dtype=DT)
-    return MultivariateNormal(b, covariance_matrix=cov).log_prob(x)
 
 
 # -- free_energy ----------------------------------------------------------------------------------
@@ -96,10 +52,10 @@ def test_free_energy_matches_conjugate_closed_form(mu0, sigma0, sigma, m, s):
     mu = torch.tensor([[(m - mu0) / sigma0]], dtype=DT)
     log_var = torch.tensor([[2 * math.log(s / sigma0)]], dtype=DT)
     S = 20_000
-    F_hat = free_energy(vae, x[None], mu, log_var, n_samples=S, generator=_gen(1))
+    F_hat = free_energy(vae, x[None], mu, log_var, n_samples=S, generator=gen(1))
     want = -model.elbo(x, m, s)
     # standard error from the per-sample reconstruction terms, drawn again with the same seed
-    eps = torch.randn((S, 1, 1), generator=_gen(1), dtype=DT)
+    eps = torch.randn((S, 1, 1), generator=gen(1), dtype=DT)
     z = mu + torch.exp(0.5 * log_var) * eps
     with torch.no_grad():
         per_sample = vae.log_likelihood(x.expand(S, 1, -1), vae.decoder(z))
@@ -109,63 +65,63 @@ def test_free_energy_matches_conjugate_closed_form(mu0, sigma0, sigma, m, s):
 
 
 def test_free_energy_is_minus_log_px_plus_kl_to_posterior():
-    vae, x = _linear_vae(perturb=0.3, var_factor=2.0)
+    vae, x = linear_vae_near_posterior(perturb=0.3, var_factor=2.0)
     mu, log_var = vae.encode(x)
     S = 20_000
-    F_hat = free_energy(vae, x, mu.detach(), log_var.detach(), n_samples=S, generator=_gen(2))
-    post_mean, post_cov = _exact_posterior(vae, x)
+    F_hat = free_energy(vae, x, mu.detach(), log_var.detach(), n_samples=S, generator=gen(2))
+    post_mean, post_cov = exact_posterior(vae, x)
     q = MultivariateNormal(mu.detach(), covariance_matrix=torch.diag_embed(log_var.detach().exp()))
     kl = kl_divergence(q, MultivariateNormal(post_mean, covariance_matrix=post_cov))
-    want = -_exact_log_px(vae, x) + kl
+    want = -exact_log_px(vae, x) + kl
     # the closed-form ELBO of the linear VAE is a second, exact reference
     assert torch.allclose(want, -vae.analytic_elbo(x).detach(), atol=1e-9)
     # MC error of the reconstruction term: sd per sample <= 3 nats here, S = 20,000 -> se < 0.03
     assert torch.allclose(F_hat.detach(), want, atol=0.1)
-    assert (F_hat.detach() >= -_exact_log_px(vae, x) - 0.1).all()
+    assert (F_hat.detach() >= -exact_log_px(vae, x) - 0.1).all()
     assert (kl > 0.05).all()  # the test would notice a missing KL term
 
 
 def test_free_energy_at_exact_posterior_is_minus_log_px():
     """F(q) >= -log p(x), with equality at the posterior (a diagonal one here)."""
-    vae, x = _linear_vae()
-    post_mean, post_cov = _exact_posterior(vae, x)
+    vae, x = linear_vae_near_posterior()
+    post_mean, post_cov = exact_posterior(vae, x)
     log_var = torch.diagonal(post_cov).log().expand_as(post_mean)
-    F_post = free_energy(vae, x, post_mean, log_var, n_samples=40_000, generator=_gen(3))
-    assert torch.allclose(F_post.detach(), -_exact_log_px(vae, x), atol=0.05)
+    F_post = free_energy(vae, x, post_mean, log_var, n_samples=40_000, generator=gen(3))
+    assert torch.allclose(F_post.detach(), -exact_log_px(vae, x), atol=0.05)
     for shift in (0.3, -0.5):  # any other q is worse by its KL to the posterior
         F_other = free_energy(vae, x, post_mean + shift, log_var, n_samples=40_000,
-                              generator=_gen(3))
+                              generator=gen(3))
         assert (F_other.detach() > F_post.detach() + 0.1).all()
 
 
 def test_free_energy_equals_minus_vae_elbo_with_same_noise():
     torch.manual_seed(0)
     vae = VariationalAutoencoder(10, 16, 3, likelihood="bernoulli")
-    x = torch.rand(4, 10, generator=_gen(4))
+    x = torch.rand(4, 10, generator=gen(4))
     mu, log_var = vae.encode(x)
-    F_hat = free_energy(vae, x, mu, log_var, n_samples=3, generator=_gen(5))
-    elbo = vae.elbo(x, n_samples=3, generator=_gen(5))
+    F_hat = free_energy(vae, x, mu, log_var, n_samples=3, generator=gen(5))
+    elbo = vae.elbo(x, n_samples=3, generator=gen(5))
     assert torch.allclose(F_hat, -elbo, atol=1e-5)
 
 
 def test_free_energy_is_differentiable_in_q():
-    vae, x = _linear_vae()
+    vae, x = linear_vae_near_posterior()
     mu = torch.zeros(len(x), 3, dtype=DT, requires_grad=True)
     log_var = torch.zeros(len(x), 3, dtype=DT, requires_grad=True)
-    free_energy(vae, x, mu, log_var, n_samples=4, generator=_gen(6)).sum().backward()
+    free_energy(vae, x, mu, log_var, n_samples=4, generator=gen(6)).sum().backward()
     assert mu.grad is not None and log_var.grad is not None
     assert mu.grad.abs().sum() > 0 and log_var.grad.abs().sum() > 0
 
 
 # -- optimize_local_posterior ---------------------------------------------------------------------
 @pytest.mark.parametrize("init", ["encoder", "prior"])
-def test_local_optimum_is_the_exact_posterior(init):
+def test_local_optimum_is_theexact_posterior(init):
     # a poor encoder: the optimization has to do the work
-    vae, x = _linear_vae(perturb=0.5, var_factor=3.0)
+    vae, x = linear_vae_near_posterior(perturb=0.5, var_factor=3.0)
     mu, log_var, history = optimize_local_posterior(
         vae, x, init=init, n_steps=800, learning_rate=0.05, n_samples=16, seed=0
     )
-    post_mean, post_cov = _exact_posterior(vae, x)
+    post_mean, post_cov = exact_posterior(vae, x)
     q = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(log_var.exp()))
     kl = kl_divergence(q, MultivariateNormal(post_mean, covariance_matrix=post_cov))
     # F(q) + log p(x) = KL(q || posterior): the optimized q reaches the exact-posterior ELBO
@@ -176,11 +132,11 @@ def test_local_optimum_is_the_exact_posterior(init):
     start = sum(history[:20]) / 20
     end = sum(history[-20:]) / 20
     assert end < start
-    assert abs(end + float(_exact_log_px(vae, x).mean())) < 0.1  # F -> -log p(x)
+    assert abs(end + float(exact_log_px(vae, x).mean())) < 0.1  # F -> -log p(x)
 
 
 def test_local_optimization_leaves_the_model_alone_and_is_repeatable():
-    vae, x = _linear_vae(perturb=0.2)
+    vae, x = linear_vae_near_posterior(perturb=0.2)
     vae.train()
     before = {k: v.clone() for k, v in vae.state_dict().items()}
     rng = torch.get_rng_state()
@@ -196,7 +152,7 @@ def test_local_optimization_leaves_the_model_alone_and_is_repeatable():
 
 
 def test_zero_steps_returns_the_starting_point():
-    vae, x = _linear_vae(perturb=0.2)
+    vae, x = linear_vae_near_posterior(perturb=0.2)
     mu, log_var, history = optimize_local_posterior(vae, x, init="encoder", n_steps=0)
     enc_mu, enc_log_var = vae.encode(x)
     assert torch.equal(mu, enc_mu.detach()) and torch.equal(log_var, enc_log_var.detach())
@@ -207,10 +163,10 @@ def test_zero_steps_returns_the_starting_point():
 
 def test_rows_are_optimized_independently():
     """Optimizing a batch is optimizing each row: duplicating a row does not change it."""
-    vae, x = _linear_vae(perturb=0.3)
+    vae, x = linear_vae_near_posterior(perturb=0.3)
     mu_a, _, _ = optimize_local_posterior(vae, x[:2], n_steps=200, seed=1)
     mu_b, _, _ = optimize_local_posterior(vae, x[:2].repeat(3, 1), n_steps=200, seed=1)
-    post_mean, _ = _exact_posterior(vae, x[:2])
+    post_mean, _ = exact_posterior(vae, x[:2])
     # both reach the same optimum, up to the Monte Carlo noise of different random numbers
     assert torch.allclose(mu_b[:2], mu_a, atol=0.05)
     assert torch.allclose(mu_b[2:4], post_mean, atol=0.05)
@@ -219,7 +175,7 @@ def test_rows_are_optimized_independently():
 # -- amortization_gap -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gap_case():
-    vae, x = _linear_vae(perturb=0.05, var_factor=2.5, seed=7)
+    vae, x = linear_vae_near_posterior(perturb=0.05, var_factor=2.5, seed=7)
     # 40,000 evaluation samples: the ELBO estimates have standard errors of about 0.01 nats,
     # so the tolerances of 0.05 below are about 5 standard errors
     out = amortization_gap(vae, x, k=5000, n_steps=600, n_samples=16, n_eval_samples=40_000,
@@ -229,7 +185,7 @@ def gap_case():
 
 def test_amortization_gap_against_exact_values(gap_case):
     vae, x, out = gap_case
-    log_px = _exact_log_px(vae, x)
+    log_px = exact_log_px(vae, x)
     elbo_enc = vae.analytic_elbo(x).detach()
     assert torch.allclose(out["log_px"], log_px, atol=0.03)
     assert torch.allclose(out["elbo_encoder"], elbo_enc, atol=0.05)  # MC, common noise
@@ -243,13 +199,13 @@ def test_amortization_gap_decomposition_adds_up(gap_case):
     vae, x, out = gap_case
     total = out["approximation_gap"] + out["amortization_gap"]
     assert torch.allclose(total, out["inference_gap"], atol=1e-9)
-    exact_total = _exact_log_px(vae, x) - vae.analytic_elbo(x).detach()
+    exact_total = exact_log_px(vae, x) - vae.analytic_elbo(x).detach()
     assert torch.allclose(out["inference_gap"], exact_total, atol=0.06)
     assert torch.allclose(out["log_px"] - out["elbo_local"], out["approximation_gap"])
 
 
 def test_amortization_gap_mean_reduction():
-    vae, x = _linear_vae(perturb=0.4, seed=8)
+    vae, x = linear_vae_near_posterior(perturb=0.4, seed=8)
     kwargs = dict(k=200, n_steps=50, n_eval_samples=200, seed=2)
     per_example = amortization_gap(vae, x, reduction="none", **kwargs)
     means = amortization_gap(vae, x, **kwargs)
@@ -264,7 +220,7 @@ def test_amortization_gap_mean_reduction():
 def test_amortization_gap_of_a_nonlinear_vae_is_finite_and_ordered():
     torch.manual_seed(0)
     vae = VariationalAutoencoder(12, 16, 2, likelihood="bernoulli")
-    x = torch.rand(6, 12, generator=_gen(9))
+    x = torch.rand(6, 12, generator=gen(9))
     out = amortization_gap(vae, x, k=400, n_steps=150, n_eval_samples=400)
     assert all(math.isfinite(v) for v in out.values())
     assert out["amortization_gap"] > -0.05  # >= 0 up to Monte Carlo noise
@@ -274,7 +230,7 @@ def test_amortization_gap_of_a_nonlinear_vae_is_finite_and_ordered():
 # -- bad inputs -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small():
-    vae, x = _linear_vae()
+    vae, x = linear_vae_near_posterior()
     mu, log_var = (t.detach() for t in vae.encode(x))
     return vae, x, mu, log_var
 
@@ -325,7 +281,7 @@ def test_optimize_local_posterior_bad_inputs(small, kwargs, exc, match):
     [
         (dict(k=0), ValueError, "k"),
         (dict(n_eval_samples=0), ValueError, "n_eval_samples"),
-        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(chunk_size=0), ValueError, "chunk_size"),
         (dict(reduction="sum"), ValueError, "reduction"),
         (dict(n_steps=-2), ValueError, "n_steps"),
     ],

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import DT
 from torch.distributions import (
     Bernoulli,
     Categorical,
@@ -29,8 +30,6 @@ from vi_helpers.kl import (
     kl_standard_normal_per_dim,
     kl_univariate_normal,
 )
-
-DT = torch.float64
 
 
 def gen(seed: int) -> torch.Generator:

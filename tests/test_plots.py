@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.pyplot as plt
@@ -41,6 +42,49 @@ def test_save_figure_to_directory_is_byte_identical(tmp_path):
     assert save_figure(fig, "01_test.png", directory=folder) == path  # ".png" is dropped
     assert path.read_bytes() == first
     assert sorted(p.name for p in folder.iterdir()) == ["01_test.png"]
+
+
+def _curve(shift=0.0, title="test"):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    t = np.linspace(0, 3, 50)
+    ax.plot(t, np.sin(t) + shift)
+    ax.set_title(title)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def test_save_figure_keeps_the_file_for_a_re_render_with_anti_aliasing_noise(tmp_path):
+    path = save_figure(_curve(), "noise", directory=tmp_path)
+    before = path.read_bytes()
+    noisy = _curve(shift=5e-5)  # about 0.005 pixels: what float noise in the data does
+    assert _png(noisy) != before  # the bytes differ, so keeping the file is a decision
+    save_figure(noisy, "noise", directory=tmp_path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("change", ["curve", "title"])
+def test_save_figure_writes_a_changed_figure(tmp_path, change):
+    path = save_figure(_curve(), "changed", directory=tmp_path)
+    before = path.read_bytes()
+    fig = _curve(shift=0.3) if change == "curve" else _curve(title="tesT")
+    save_figure(fig, "changed", directory=tmp_path)
+    assert path.read_bytes() != before and path.read_bytes() == _png(fig)
+
+
+def test_save_figure_replaces_an_unreadable_or_resized_file(tmp_path):
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"not a png")
+    save_figure(_curve(), "broken", directory=tmp_path)
+    assert path.read_bytes() == _png(_curve())
+    fig = _curve()
+    fig.set_size_inches(3, 2)
+    save_figure(fig, "broken", directory=tmp_path)
+    assert path.read_bytes() == _png(fig)
 
 
 def test_save_figure_finds_repo_root_from_cwd(tmp_path, monkeypatch):

@@ -1,30 +1,52 @@
-"""Argument checks shared by every public function.
+"""Argument checks shared by every public function: the one home for validation.
 
 Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError``
 (wrong rank, size, sign or a non-finite value) with a message that *names the
 argument* and says what was expected, so a student sees ``x must have shape
-(batch, 64), got (64,)`` instead of a NaN three cells later.
+(batch, 64), got (64,)`` instead of a NaN three cells later. Checks run before
+any weight moves.
+
+Besides the checks, this module writes down the contract a VAE offers to the
+evaluation code (:class:`VAE`, checked by :func:`check_vae`), holds the
+:func:`eval_mode` context manager and the constant :data:`LOG_2PI`, which every
+module that writes a Gaussian log-density imports from here.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 __all__ = [
+    "LOG_2PI",
+    "VAE",
+    "VAE_MEMBERS",
     "check_tensor",
     "check_positive_int",
     "check_nonnegative_int",
     "check_positive_float",
     "check_nonnegative_float",
-    "check_probability",
+    "check_finite_float",
+    "check_optional",
     "check_same_shape",
     "check_choice",
+    "check_generator",
+    "check_input_size",
+    "check_model_input",
+    "check_vae",
     "as_float_tensor",
+    "as_elementwise_tensors",
+    "eval_mode",
 ]
+
+#: :math:`\log 2\pi`, the constant of every Gaussian log-density (nats).
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _shape_str(shape: Sequence[int | None]) -> str:
@@ -140,12 +162,14 @@ def check_nonnegative_float(name: str, value) -> float:
     return v
 
 
-def check_probability(name: str, value) -> float:
-    """Return ``float(value)`` if it lies in [0, 1]."""
-    v = _real(name, value, "a probability in [0, 1]")
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {v}")
-    return v
+def check_finite_float(name: str, value) -> float:
+    """Return ``float(value)`` if it is a finite real number (bools are refused)."""
+    return _real(name, value, "a finite number")
+
+
+def check_optional(check, name: str, value):
+    """``None``, or ``check(name, value)``: for options whose ``None`` means "not set"."""
+    return None if value is None else check(name, value)
 
 
 def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
@@ -178,13 +202,135 @@ def as_float_tensor(name: str, value, *, dtype: torch.dtype = torch.float32) -> 
         raise TypeError(f"{name} must be a number or tensor, got bool")
     if isinstance(value, numbers.Real):
         return torch.tensor(float(value), dtype=dtype)
-    try:
-        import numpy as np
-
-        if isinstance(value, np.ndarray):
-            if not np.issubdtype(value.dtype, np.floating):
-                raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
-            return torch.as_tensor(value, dtype=dtype)
-    except ImportError:  # pragma: no cover - numpy ships with torch
-        pass
+    if isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.floating):
+            raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
+        return torch.as_tensor(value, dtype=dtype)
     raise TypeError(f"{name} must be a torch.Tensor or number, got {type(value).__name__}")
+
+
+def as_elementwise_tensors(**named) -> list[torch.Tensor]:
+    """Tensors or Python numbers -> tensors of one common shape, dtype and device.
+
+    Tensors must all have the same shape (no broadcasting) and be finite; numbers
+    become constant tensors of that shape. Anything else is a ``TypeError``.
+    """
+    first = None
+    for name, value in named.items():
+        if isinstance(value, torch.Tensor):
+            check_tensor(name, value)
+            if first is None:
+                first = (name, value)
+            else:
+                check_same_shape(first[0], first[1], name, value)
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"{name} must be a torch.Tensor or a Python number, got {type(value).__name__}"
+            )
+        else:
+            check_finite_float(name, value)
+    like = torch.zeros((), dtype=torch.get_default_dtype()) if first is None else first[1]
+    return [
+        value if isinstance(value, torch.Tensor) else torch.full_like(like, float(value))
+        for value in named.values()
+    ]
+
+
+def check_generator(generator) -> torch.Generator | None:
+    """Return ``generator`` if it is a ``torch.Generator`` or ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    return generator
+
+
+def check_input_size(name: str, x: torch.Tensor, input_size: int | None) -> torch.Tensor:
+    """Refuse a tensor whose last dimension is not the model's ``input_size`` (``None``: any)."""
+    if input_size is not None and (x.dim() == 0 or x.shape[-1] != input_size):
+        raise ValueError(
+            f"{name} must have last dimension {input_size} (the model's input_size), "
+            f"got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def check_model_input(model: torch.nn.Module, x, name: str = "x") -> torch.Tensor:
+    """Check a ``(B, D)`` batch against ``model.input_size``; return it in the model's dtype and device."""
+    check_tensor(name, x, ndim=2)
+    check_input_size(name, x, getattr(model, "input_size", None))
+    p = next(model.parameters(), None)
+    return x if p is None else x.to(device=p.device, dtype=p.dtype)
+
+
+@runtime_checkable
+class VAE(Protocol):
+    r"""What the evaluation code (``evaluate``, ``free_energy``, ``widgets``) needs of a VAE.
+
+    A model with a standard-normal prior :math:`p(z)=\mathcal N(0, I_L)`, a diagonal
+    Gaussian encoder and a decoder :math:`p(x\mid z)`. Both
+    :class:`~vi_helpers.models.VariationalAutoencoder` and
+    :class:`~vi_helpers.models.LinearGaussianVAE` satisfy it.
+
+    Attributes:
+        input_size: ``D``.
+        latent_size: ``L``.
+        likelihood: the decoder's family (``"mse"``, ``"gaussian"``, ``"bernoulli"``).
+        decoder: the network ``z (..., L) -> x_hat (..., D)``: means, or logits for
+            ``"bernoulli"``; what :meth:`log_likelihood` scores.
+    """
+
+    input_size: int
+    latent_size: int
+    likelihood: str
+    decoder: torch.nn.Module
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, D) -> (mu, log_var)``, each ``(B, L)``."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        r"""``z (..., L) ->`` the mean of :math:`p(x\mid z)`, ``(..., D)``."""
+
+    def log_likelihood(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        r""":math:`\log p(x\mid z)` in nats per example, ``(...)``, for ``x_hat = decoder(z)``."""
+
+    def loss_function(self, x, x_hat, mu, log_var, **kwargs) -> torch.Tensor:
+        """The training loss, a scalar batch mean (the seed's signature)."""
+
+
+#: The members of :class:`VAE`, in the order :func:`check_vae` looks for them.
+VAE_MEMBERS = (
+    "input_size", "latent_size", "likelihood", "decoder",
+    "encode", "decode", "log_likelihood", "loss_function",
+)
+
+
+def check_vae(model, name: str = "model") -> torch.nn.Module:
+    """Return ``model`` if it is a ``torch.nn.Module`` that offers the :class:`VAE` contract.
+
+    Raises:
+        TypeError: not a module, or a member of :class:`VAE` is missing (named).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    for member in VAE_MEMBERS:
+        if not hasattr(model, member):
+            raise TypeError(
+                f"{name} must be a VAE ({', '.join(VAE_MEMBERS)}; a VariationalAutoencoder "
+                f"or LinearGaussianVAE): it has no {member!r}"
+            )
+    return model
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Evaluation mode (no dropout or batch-norm updates) for the block; the mode is restored.
+
+    Gradients are untouched: combine with ``torch.no_grad()`` where none are needed.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

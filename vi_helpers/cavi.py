@@ -45,13 +45,18 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import torch
 from torch.distributions import Gamma, Normal, StudentT
 
-from ._validate import check_positive_float, check_positive_int, check_tensor
+from ._validate import (
+    LOG_2PI,
+    check_finite_float,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+)
 
 __all__ = [
     "NormalGamma",
@@ -63,7 +68,6 @@ __all__ = [
     "gamma_entropy",
 ]
 
-LOG_2PI = math.log(2.0 * math.pi)
 DTYPE = torch.float64
 
 
@@ -71,12 +75,7 @@ def _finite_float(name: str, value) -> float:
     """A finite real number (a one-element tensor is accepted) as a float."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
+    return check_finite_float(name, value)
 
 
 def _positive(name: str, value) -> float:

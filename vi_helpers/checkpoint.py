@@ -26,7 +26,6 @@ import json
 import os
 import pickle
 import pickletools
-import struct
 import tempfile
 import warnings
 import zipfile
@@ -53,7 +52,6 @@ _REBUILDABLE = {
 # saved model and the one loaded into (e.g. to fine-tune with another beta).
 _LOSS_ONLY_CONFIG = ("beta", "free_bits")
 
-_SAFETENSORS_MAX_HEADER = 100_000_000  # safetensors' own limit
 
 
 def _as_path(name: str, path) -> Path:
@@ -146,27 +144,19 @@ def _fsync_dir(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ read
-def _safetensors_header(path: Path) -> dict | None:
-    """The parsed JSON header if ``path`` looks like safetensors, else None."""
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        if len(prefix) < 8:
-            return None
-        (n,) = struct.unpack("<Q", prefix)
-        size = path.stat().st_size
-        if n == 0 or n > _SAFETENSORS_MAX_HEADER or n > size - 8:
-            return None
-        first = f.read(1)
-        if first != b"{":
-            return None
-        raw = first + f.read(n - 1)
+def _safetensors_metadata(path: Path) -> tuple[dict | None, str]:
+    """``(metadata, "")`` if ``path`` is a safetensors file, else ``(None, why not)``.
+
+    ``safetensors.safe_open`` parses and validates the header (its size, JSON and
+    offsets) and reads no tensor data.
+    """
+    from safetensors import SafetensorError, safe_open
+
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} looks like safetensors but its header is corrupt: {err}") from err
-    if not isinstance(header, dict):
-        raise ValueError(f"{path} looks like safetensors but its header is not a JSON object")
-    return header
+        with safe_open(path, framework="pt") as f:
+            return dict(f.metadata() or {}), ""
+    except (SafetensorError, OSError) as err:
+        return None, str(err)
 
 
 def _check_exists(path: Path) -> None:
@@ -205,34 +195,36 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict:
     """
     path = _as_path("path", path)
     _check_exists(path)
-    header = _safetensors_header(path)
-    if header is None:
+    meta, why_not = _safetensors_metadata(path)
+    if meta is None:
         raise ValueError(
-            f"{path} is not a safetensors checkpoint, so it has no metadata to read "
-            "(files from torch.save hold weights only)"
+            f"{path} is not a safetensors checkpoint ({why_not}), so it has no metadata to "
+            "read (files from torch.save hold weights only)"
         )
-    meta = header.get("__metadata__") or {}
     return _decode_metadata(path, meta)
 
 
 def _pickled_globals(path: Path) -> list[str]:
-    """The ``module.name`` callables a pickle (or a ``torch.save`` zip) would import.
+    """The ``module.name`` callables a pickle (or a ``torch.save`` file) would import.
 
-    Found by *parsing* the opcodes with :mod:`pickletools`, which executes nothing.
+    Nothing is executed. A ``torch.save`` zip (the default format) is scanned by
+    ``torch.serialization.get_unsafe_globals_in_checkpoint``, which lists the globals
+    outside torch's allowlist. That function refuses other files, and its opcode scan
+    skips protocol-4 ``STACK_GLOBAL``, so legacy ``torch.save`` files and bare pickles
+    are scanned with :mod:`pickletools` (a legacy file is several pickles in a row).
     Only used to word the error once torch's safe loader has refused a file.
     """
+    if zipfile.is_zipfile(path):
+        try:
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except (RuntimeError, ValueError, KeyError):  # a zip, but not from torch.save
+            return []
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
-                blob = archive.read(names[0]) if names else b""
-        else:
-            blob = path.read_bytes()
-    except (OSError, zipfile.BadZipFile, KeyError):
+        blob = path.read_bytes()
+    except OSError:
         return []
     found: list[str] = []
     stream = io.BytesIO(blob)
-    # a legacy torch file is several pickles in a row; scan them until parsing fails
     while stream.tell() < len(blob):
         strings: list[str] = []
         try:
@@ -248,7 +240,7 @@ def _pickled_globals(path: Path) -> list[str]:
     return [g for g in dict.fromkeys(found) if not g.startswith(("torch.", "collections."))]
 
 
-def _torch_load(path: Path, map_location) -> dict:
+def _torch_load(path: Path, map_location, why_not_safetensors: str) -> dict:
     """``torch.load(weights_only=True)``, with its failures turned into clear errors."""
     try:
         with warnings.catch_warnings():
@@ -268,13 +260,14 @@ def _torch_load(path: Path, map_location) -> dict:
                 "whose origin you trust, then re-save with save_checkpoint."
             ) from err
         raise ValueError(
-            f"{path} is neither a safetensors checkpoint nor a torch.save file of plain "
-            f"tensors; torch's safe loader (weights_only=True) says: {reason}"
+            f"{path} is neither a safetensors checkpoint ({why_not_safetensors}) nor a "
+            f"torch.save file of plain tensors; torch's safe loader (weights_only=True) "
+            f"says: {reason}"
         ) from err
     except Exception as err:  # garbage, truncated zip, ...
         raise ValueError(
-            f"{path} is neither a safetensors checkpoint nor a readable torch.save file: "
-            f"{type(err).__name__}: {err}"
+            f"{path} is neither a safetensors checkpoint ({why_not_safetensors}) nor a "
+            f"readable torch.save file: {type(err).__name__}: {err}"
         ) from err
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict"):
@@ -338,9 +331,9 @@ def load_checkpoint(
     if model is not None and not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
     _check_exists(path)
-    header = _safetensors_header(path)
-    if header is None:
-        state = _torch_load(path, map_location)
+    meta, why_not = _safetensors_metadata(path)
+    if meta is None:
+        state = _torch_load(path, map_location, why_not)
         if model is None:
             raise ValueError(
                 f"{path} is a torch.save file holding weights only (no class or config); "
@@ -353,31 +346,40 @@ def load_checkpoint(
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    info = _decode_metadata(path, header.get("__metadata__") or {})
+    info = _decode_metadata(path, meta)
     try:
         state = load_file(path, device=str(map_location))
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{path} is a corrupt safetensors file: {err}") from err
-    saved_class, saved_config = info["model_class"], info["config"]
     if model is None:
-        cls = _REBUILDABLE.get(saved_class)
-        if cls is None:
-            raise ValueError(
-                f"{path} holds a {saved_class!r}, which load_checkpoint cannot rebuild "
-                f"(only {sorted(_REBUILDABLE)}); pass model=<an instance> to load into"
-            )
-        if not isinstance(saved_config, dict):
-            raise ValueError(f"{path} has no model config to rebuild {saved_class} from")
-        try:
-            model = cls(**saved_config)
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"{path}: cannot rebuild {saved_class} from {saved_config}: {err}"
-            ) from err
+        model = _rebuild(path, info["model_class"], info["config"])
         _check_fit(model, state, path)
         model.load_state_dict(state, strict=True)
         return model.to(map_location)
+    _check_same_model(path, model, state, info["model_class"], info["config"])
+    model.load_state_dict(state, strict=True)  # only now: a refused load leaves model as it was
+    return model
 
+
+def _rebuild(path: Path, saved_class, saved_config) -> torch.nn.Module:
+    """A new model of ``saved_class`` from its config: only the classes in ``_REBUILDABLE``."""
+    cls = _REBUILDABLE.get(saved_class)
+    if cls is None:
+        raise ValueError(
+            f"{path} holds a {saved_class!r}, which load_checkpoint cannot rebuild "
+            f"(only {sorted(_REBUILDABLE)}); pass model=<an instance> to load into"
+        )
+    if not isinstance(saved_config, dict):
+        raise ValueError(f"{path} has no model config to rebuild {saved_class} from")
+    try:
+        return cls(**saved_config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot rebuild {saved_class} from {saved_config}: {err}") from err
+
+
+def _check_same_model(path: Path, model: torch.nn.Module, state, saved_class, saved_config) -> None:
+    """Refuse a model of another class, other parameters, or configured otherwise (loss
+    weights aside)."""
     if saved_class is not None and saved_class != type(model).__name__:
         raise ValueError(f"{path} holds a {saved_class}, but model is a {type(model).__name__}")
     _check_fit(model, state, path)
@@ -394,5 +396,3 @@ def load_checkpoint(
                 for k in differ
             )
             raise ValueError(f"{path} was saved from a differently configured model: {detail}")
-    model.load_state_dict(state, strict=True)  # only now: a refused load leaves model as it was
-    return model

@@ -51,6 +51,7 @@ __all__ = [
     "load_mnist",
     "dynamic_binarize",
     "batches",
+    "Minibatches",
 ]
 
 #: Names understood by :func:`make_synthetic`.
@@ -523,6 +524,52 @@ def dynamic_binarize(x: torch.Tensor, *, generator: torch.Generator | None = Non
     return (u < x).to(x.dtype)
 
 
+class Minibatches:
+    """Re-iterable minibatches of a tensor: every pass visits each row once.
+
+    Each ``iter()`` draws one ``torch.randperm`` (when the pass starts, from
+    ``generator``) and yields ``ceil(N / batch_size)`` batches, each a single index
+    operation, never a Python loop over examples. The last batch holds the
+    remainder (``N % batch_size`` rows) if any. This is the one minibatching
+    implementation of the package: :func:`vi_helpers.train.train_model` iterates
+    it once per epoch, :func:`batches` is one pass of it.
+
+    Args:
+        x: ``(N, D)`` tensor (any number of trailing dimensions is fine). It is
+            checked once, here, not on every pass.
+        batch_size: rows per batch (> 0).
+        shuffle: visit rows in a random order; ``False`` gives contiguous slices.
+        generator: optional CPU ``torch.Generator`` for a repeatable order.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+    ):
+        check_tensor("x", x, floating=False)
+        if x.dim() == 0:
+            raise ValueError("x must have a batch dimension, got a 0-d tensor")
+        self.x = x
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.shuffle = bool(shuffle)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return math.ceil(self.x.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        n, x, size = self.x.shape[0], self.x, self.batch_size
+        if not self.shuffle:
+            return (x[start : start + size] for start in range(0, n, size))
+        # drawn now, when the pass starts, not lazily at the first batch
+        order = torch.randperm(n, generator=self.generator).to(x.device)
+        return (x.index_select(0, order[start : start + size]) for start in range(0, n, size))
+
+
 def batches(
     x: torch.Tensor,
     batch_size: int,
@@ -530,11 +577,9 @@ def batches(
     shuffle: bool = True,
     generator: torch.Generator | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Split ``x`` into minibatches along its first dimension.
+    """One pass of :class:`Minibatches`: split ``x`` into minibatches along its first dimension.
 
-    One ``torch.randperm`` orders the rows (drawn when this function is called);
-    each batch is a single index operation, never a Python loop over examples.
-    The last batch holds the remainder (``N % batch_size`` rows) if any.
+    The row order is drawn when this function is called (one ``torch.randperm``).
 
     Args:
         x: ``(N, D)`` tensor (any number of trailing dimensions is fine).
@@ -545,18 +590,4 @@ def batches(
     Returns:
         An iterator over ``ceil(N / batch_size)`` tensors of shape ``(B, D)``.
     """
-    check_tensor("x", x, floating=False)
-    if x.dim() == 0:
-        raise ValueError("x must have a batch dimension, got a 0-d tensor")
-    batch_size = check_positive_int("batch_size", batch_size)
-    n = x.shape[0]
-    order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
-
-    def _iterate() -> Iterator[torch.Tensor]:
-        for start in range(0, n, batch_size):
-            if order is None:
-                yield x[start : start + batch_size]
-            else:
-                yield x.index_select(0, order[start : start + batch_size])
-
-    return _iterate()
+    return iter(Minibatches(x, batch_size, shuffle=shuffle, generator=generator))

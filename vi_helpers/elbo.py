@@ -23,8 +23,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validate import as_float_tensor, check_positive_int, check_same_shape, check_tensor
-from .kl import _check_generator, _draw
+from ._validate import (
+    LOG_2PI,
+    as_float_tensor,
+    check_generator,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
+from .kl import draw_samples
 
 __all__ = [
     "gaussian_log_likelihood",
@@ -34,8 +41,6 @@ __all__ = [
     "iwae_bound",
     "log_mean_exp",
 ]
-
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 def gaussian_log_likelihood(
@@ -154,8 +159,7 @@ def elbo_monte_carlo(
     if not isinstance(q, torch.distributions.Distribution):
         raise TypeError(f"q must be a torch.distributions.Distribution, got {type(q).__name__}")
     n_samples = check_positive_int("n_samples", n_samples)
-    _check_generator(generator)
-    z = _draw(q, n_samples, generator)
+    z = draw_samples(q, n_samples, generator=check_generator(generator))
     log_p = log_joint(z)
     want = (n_samples, *q.batch_shape)
     if not isinstance(log_p, torch.Tensor):

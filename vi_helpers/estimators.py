@@ -46,13 +46,15 @@ from dataclasses import dataclass, field
 import torch
 
 from ._validate import (
+    LOG_2PI,
+    as_elementwise_tensors,
+    check_generator,
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
     check_same_shape,
     check_tensor,
 )
-from .kl import LOG_2PI, _check_generator, _elementwise
 
 __all__ = [
     "score_function_gradient",
@@ -81,7 +83,7 @@ def _check_params(f, mu, sigma, n_samples, generator) -> int:
     if bool((sigma <= 0).any()):
         raise ValueError(f"sigma must be > 0, got minimum {float(sigma.min()):.4g}")
     n_samples = check_positive_int("n_samples", n_samples)
-    _check_generator(generator)
+    check_generator(generator)
     return n_samples
 
 
@@ -262,7 +264,7 @@ def pathwise_gradient(
 
 
 def _quadratic_args(mu, sigma, k):
-    mu, sigma, k = _elementwise(mu=mu, sigma=sigma, k=k)
+    mu, sigma, k = as_elementwise_tensors(mu=mu, sigma=sigma, k=k)
     if bool((sigma <= 0).any()):
         raise ValueError(f"sigma must be > 0, got minimum {float(sigma.min()):.4g}")
     return mu - k, sigma

@@ -33,12 +33,20 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 
-from ._validate import check_nonnegative_float, check_positive_int, check_tensor
+from ._validate import (
+    LOG_2PI,
+    check_generator,
+    check_model_input,
+    check_nonnegative_float,
+    check_positive_int,
+    check_tensor,
+    check_vae,
+    eval_mode,
+)
 from .kl import kl_standard_normal_per_dim
 
 __all__ = [
@@ -49,52 +57,6 @@ __all__ = [
     "reconstruction_error",
     "elbo",
 ]
-
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-# -- shared argument handling ---------------------------------------------------------------
-def _check_model(model) -> torch.nn.Module:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for attr in ("encode", "decoder", "log_likelihood"):
-        if not hasattr(model, attr):
-            raise TypeError(
-                f"model must have encode(x), decoder(z) and log_likelihood(x, x_hat) "
-                f"(a VariationalAutoencoder or LinearGaussianVAE); it has no {attr!r}"
-            )
-    return model
-
-
-def _check_x(model: torch.nn.Module, x) -> torch.Tensor:
-    """Validate ``x (B, D)`` and move it to the model's dtype and device."""
-    check_tensor("x", x, ndim=2)
-    input_size = getattr(model, "input_size", None)
-    if input_size is not None and x.shape[-1] != input_size:
-        raise ValueError(
-            f"x must have shape (B, {input_size}) (the model's input_size), "
-            f"got {tuple(x.shape)}"
-        )
-    p = next(model.parameters(), None)
-    return x if p is None else x.to(device=p.device, dtype=p.dtype)
-
-
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-
-
-@contextmanager
-def _evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """``no_grad`` and ``eval()`` for the block; the model's mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
 
 # -- importance-sampled log-likelihood -------------------------------------------------------
 def _log_weights(model, x, mean, log_var, n: int, generator) -> torch.Tensor:
@@ -116,7 +78,7 @@ def log_likelihood_is(
     x: torch.Tensor,
     *,
     k: int = 1000,
-    batch_size: int = 100,
+    chunk_size: int = 100,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""Importance-sampled estimate of :math:`\log p(x)`: the IWAE bound with ``k`` samples.
@@ -133,8 +95,8 @@ def log_likelihood_is(
     all constants, so for ``likelihood="mse"`` it is the Gaussian with variance
     1/2 implied by the seed's loss.
 
-    The ``k`` samples are drawn in chunks of ``batch_size`` and combined with a
-    running ``logaddexp``, so memory grows with ``batch_size * B * D``, not
+    The ``k`` samples are drawn in chunks of ``chunk_size`` and combined with a
+    running ``logaddexp``, so memory grows with ``chunk_size * B * D``, not
     ``k * B * D``; the result does not depend on the chunking except through the
     random numbers drawn.
 
@@ -143,23 +105,24 @@ def log_likelihood_is(
             :class:`~vi_helpers.models.LinearGaussianVAE`.
         x: ``(B, D)`` data.
         k: number of importance samples ``K`` per example (> 0).
-        batch_size: importance samples per chunk (> 0).
+        chunk_size: importance samples per chunk (> 0); it sets the memory, not
+            the estimate (``batch_size`` always means rows per minibatch).
         generator: optional ``torch.Generator`` for repeatable samples (otherwise
             the global RNG is used).
 
     Returns:
         ``(B,)`` estimates of :math:`\log p(x)`, nats.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
+    model = check_vae(model)
+    x = check_model_input(model, x)
     k = check_positive_int("k", k)
-    batch_size = check_positive_int("batch_size", batch_size)
-    _check_generator(generator)
-    with _evaluating(model):
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    check_generator(generator)
+    with eval_mode(model), torch.no_grad():
         mean, log_var = model.encode(x)
         log_sum = torch.full(mean.shape[:-1], -math.inf, dtype=mean.dtype, device=mean.device)
-        for start in range(0, k, batch_size):
-            n = min(batch_size, k - start)
+        for start in range(0, k, chunk_size):
+            n = min(chunk_size, k - start)
             log_w = _log_weights(model, x, mean, log_var, n, generator)
             # log sum_k w_k accumulated chunk by chunk, stably
             log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, dim=0))
@@ -170,9 +133,9 @@ def iwae_curve(
     model: torch.nn.Module,
     x: torch.Tensor,
     ks: Sequence[int] = (1, 10, 100, 1000),
-    generator: torch.Generator | None = None,
     *,
-    batch_size: int = 100,
+    generator: torch.Generator | None = None,
+    chunk_size: int = 100,
 ) -> dict[int, float]:
     r"""Mean IWAE bound :math:`\frac1B\sum_b\hat{\mathcal L}_K(x_b)` for each ``K`` in ``ks``.
 
@@ -181,7 +144,7 @@ def iwae_curve(
     ``K`` measures how much the ELBO underestimates the log-likelihood.
 
     Args:
-        model, x, generator, batch_size: as in :func:`log_likelihood_is`.
+        model, x, generator, chunk_size: as in :func:`log_likelihood_is`.
         ks: a non-empty sequence of sample counts (positive ints).
 
     Returns:
@@ -192,7 +155,7 @@ def iwae_curve(
     ks = [check_positive_int("ks", kk) for kk in ks]
     return {
         kk: float(
-            log_likelihood_is(model, x, k=kk, batch_size=batch_size, generator=generator).mean()
+            log_likelihood_is(model, x, k=kk, chunk_size=chunk_size, generator=generator).mean()
         )
         for kk in ks
     }
@@ -233,8 +196,8 @@ def active_units(
             raise TypeError("model_or_means must have an encode(x) method")
         if x is None:
             raise ValueError("x must be given when model_or_means is a model")
-        x = _check_x(model_or_means, x)
-        with _evaluating(model_or_means):
+        x = check_model_input(model_or_means, x)
+        with eval_mode(model_or_means), torch.no_grad():
             means = model_or_means.encode(x)[0]
     else:
         raise TypeError(
@@ -268,9 +231,9 @@ def kl_per_dimension(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(L,)`` nats.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
-    with _evaluating(model):
+    model = check_vae(model)
+    x = check_model_input(model, x)
+    with eval_mode(model), torch.no_grad():
         mean, log_var = model.encode(x)
         return kl_standard_normal_per_dim(mean, log_var).mean(dim=0)
 
@@ -293,9 +256,9 @@ def reconstruction_error(model: torch.nn.Module, x: torch.Tensor) -> dict[str, f
     Returns:
         ``{"mse": float, "log_lik": float}``.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
-    with _evaluating(model):
+    model = check_vae(model)
+    x = check_model_input(model, x)
+    with eval_mode(model), torch.no_grad():
         mean, _ = model.encode(x)
         raw = model.decoder(mean)
         x_mean = torch.sigmoid(raw) if getattr(model, "likelihood", None) == "bernoulli" else raw
@@ -327,11 +290,11 @@ def elbo(
     Returns:
         ``(B,)`` nats.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
+    model = check_vae(model)
+    x = check_model_input(model, x)
     n_samples = check_positive_int("n_samples", n_samples)
-    _check_generator(generator)
-    with _evaluating(model):
+    check_generator(generator)
+    with eval_mode(model), torch.no_grad():
         if hasattr(model, "analytic_elbo"):
             return model.analytic_elbo(x)
         return model.elbo(x, n_samples=n_samples, generator=generator)

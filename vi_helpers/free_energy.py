@@ -46,54 +46,32 @@ References:
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 
 from ._validate import (
+    LOG_2PI,
     check_choice,
+    check_generator,
+    check_model_input,
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
     check_same_shape,
     check_tensor,
+    check_vae,
+    eval_mode,
 )
 from .kl import kl_standard_normal
 
 __all__ = ["free_energy", "optimize_local_posterior", "amortization_gap"]
 
-LOG_2PI = math.log(2.0 * math.pi)
 
 #: Names of the starting points understood by :func:`optimize_local_posterior`.
 INITS = ("encoder", "prior")
 
 
 # -- argument handling ------------------------------------------------------------------------
-def _check_model(model) -> torch.nn.Module:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for attr in ("encode", "decoder", "log_likelihood", "latent_size", "input_size"):
-        if not hasattr(model, attr):
-            raise TypeError(
-                "model must be a VAE with encode(x), decoder(z), log_likelihood(x, x_hat), "
-                f"input_size and latent_size (a VariationalAutoencoder or LinearGaussianVAE); "
-                f"it has no {attr!r}"
-            )
-    return model
-
-
-def _check_x(model: torch.nn.Module, x) -> torch.Tensor:
-    """``x (B, D)`` checked and moved to the model's dtype and device."""
-    check_tensor("x", x, ndim=2)
-    if x.shape[-1] != model.input_size:
-        raise ValueError(
-            f"x must have shape (B, {model.input_size}) (the model's input_size), "
-            f"got {tuple(x.shape)}"
-        )
-    p = next(model.parameters(), None)
-    return x if p is None else x.to(device=p.device, dtype=p.dtype)
-
-
 def _check_q(model: torch.nn.Module, x: torch.Tensor, mu, log_var) -> None:
     check_tensor("mu", mu, ndim=2)
     check_tensor("log_var", log_var, ndim=2)
@@ -101,24 +79,6 @@ def _check_q(model: torch.nn.Module, x: torch.Tensor, mu, log_var) -> None:
     if tuple(mu.shape) != want:
         raise ValueError(f"mu must have shape (B, L) = {want} to match x, got {tuple(mu.shape)}")
     check_same_shape("mu", mu, "log_var", log_var)
-
-
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
-
-
-@contextmanager
-def _frozen(model: torch.nn.Module):
-    """Evaluation mode for the block (no dropout/batch-norm updates); mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -180,11 +140,11 @@ def free_energy(
     Returns:
         ``(B,)`` free energy per example, in nats.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
+    model = check_vae(model)
+    x = check_model_input(model, x)
     _check_q(model, x, mu, log_var)
     n_samples = check_positive_int("n_samples", n_samples)
-    _check_generator(generator)
+    check_generator(generator)
     expected_ll = _expected_log_lik(model, x, mu, log_var, n_samples, generator, n_samples)
     return kl_standard_normal(mu, log_var) - expected_ll
 
@@ -238,8 +198,8 @@ def optimize_local_posterior(
         Carlo estimate of the mean free energy over the batch at each step,
         before that step's update.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
+    model = check_vae(model)
+    x = check_model_input(model, x)
     init = check_choice("init", init, INITS)
     n_steps = check_nonnegative_int("n_steps", n_steps)
     learning_rate = check_positive_float("learning_rate", learning_rate)
@@ -247,7 +207,7 @@ def optimize_local_posterior(
     seed = check_nonnegative_int("seed", seed)
     generator = torch.Generator(device=x.device).manual_seed(seed)
 
-    with _frozen(model):
+    with eval_mode(model):
         if init == "encoder":
             with torch.no_grad():
                 mu0, log_var0 = model.encode(x)
@@ -313,7 +273,7 @@ def amortization_gap(
     n_samples: int = 8,
     n_eval_samples: int = 1000,
     seed: int = 0,
-    batch_size: int = 100,
+    chunk_size: int = 100,
     reduction: str = "mean",
 ) -> dict:
     r"""Split the encoder's inference gap into approximation and amortization gaps.
@@ -352,7 +312,9 @@ def amortization_gap(
         n_eval_samples: Monte Carlo samples per example for the two ELBOs (> 0).
         seed: an int >= 0; seeds the optimization and the evaluation noise. The
             global random number generator is not touched.
-        batch_size: samples per chunk when evaluating (memory ``batch_size * B * D``).
+        chunk_size: Monte Carlo or importance samples per chunk when evaluating
+            (memory ``chunk_size * B * D``; the estimates do not depend on it except
+            through the random numbers drawn).
         reduction: ``"mean"`` returns floats averaged over the ``B`` examples,
             ``"none"`` returns ``(B,)`` tensors.
 
@@ -361,11 +323,11 @@ def amortization_gap(
         ``"elbo_encoder"`` (:math:`\mathcal L(q_\phi)`), ``"approximation_gap"``,
         ``"amortization_gap"`` and ``"inference_gap"`` (the sum of the two), in nats.
     """
-    model = _check_model(model)
-    x = _check_x(model, x)
+    model = check_vae(model)
+    x = check_model_input(model, x)
     k = check_positive_int("k", k)
     n_eval_samples = check_positive_int("n_eval_samples", n_eval_samples)
-    batch_size = check_positive_int("batch_size", batch_size)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     seed = check_nonnegative_int("seed", seed)
     reduction = check_choice("reduction", reduction, ("mean", "none"))
 
@@ -373,14 +335,14 @@ def amortization_gap(
         model, x, init="encoder", n_steps=n_steps, learning_rate=learning_rate,
         n_samples=n_samples, seed=seed,
     )
-    with _frozen(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         mu_enc, log_var_enc = model.encode(x)
 
         def elbo_of(mu, log_var):
             # the same seed for both q: common random numbers
             gen = torch.Generator(device=x.device).manual_seed(seed + 1)
             expected_ll = _expected_log_lik(
-                model, x, mu, log_var, n_eval_samples, gen, batch_size
+                model, x, mu, log_var, n_eval_samples, gen, chunk_size
             )
             return expected_ll - kl_standard_normal(mu, log_var)
 
@@ -388,7 +350,7 @@ def amortization_gap(
         elbo_local = elbo_of(mu_star, log_var_star)
         gen = torch.Generator(device=x.device).manual_seed(seed + 2)
         log_px = _log_px_mixture(
-            model, x, (mu_enc, log_var_enc), (mu_star, log_var_star), k, gen, batch_size
+            model, x, (mu_enc, log_var_enc), (mu_star, log_var_star), k, gen, chunk_size
         )
     out = {
         "log_px": log_px,

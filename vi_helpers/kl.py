@@ -25,12 +25,18 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch.distributions import Distribution
 
-from ._validate import check_positive_int, check_same_shape, check_tensor
+from ._validate import (
+    LOG_2PI,
+    as_elementwise_tensors,
+    check_generator,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 
 __all__ = [
     "kl_standard_normal_per_dim",
@@ -45,9 +51,8 @@ __all__ = [
     "entropy_categorical",
     "cross_entropy_categorical",
     "kl_monte_carlo",
+    "draw_samples",
 ]
-
-LOG_2PI = math.log(2.0 * math.pi)
 
 #: Rows of a categorical distribution must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-5
@@ -91,36 +96,6 @@ def kl_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 # -- argument helpers -------------------------------------------------------------------
 
 
-def _elementwise(**named) -> list[torch.Tensor]:
-    """Tensors or Python numbers -> tensors of one common shape, dtype and device.
-
-    Tensors must all have the same shape (no broadcasting); numbers become
-    constant tensors of that shape. Anything else is a ``TypeError``.
-    """
-    first = None
-    for name, value in named.items():
-        if isinstance(value, torch.Tensor):
-            check_tensor(name, value)
-            if first is None:
-                first = (name, value)
-            else:
-                check_same_shape(first[0], first[1], name, value)
-        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(
-                f"{name} must be a torch.Tensor or a Python number, got {type(value).__name__}"
-            )
-        elif not math.isfinite(float(value)):
-            raise ValueError(f"{name} must be finite, got {value}")
-    if first is None:
-        like = torch.zeros((), dtype=torch.get_default_dtype())
-    else:
-        like = first[1]
-    return [
-        value if isinstance(value, torch.Tensor) else torch.full_like(like, float(value))
-        for value in named.values()
-    ]
-
-
 def _check_positive(name: str, value: torch.Tensor, what: str) -> None:
     if bool((value <= 0).any()):
         raise ValueError(f"{name} must be > 0 ({what}), got minimum {float(value.min()):.4g}")
@@ -147,20 +122,26 @@ def _check_simplex(name: str, probs: torch.Tensor) -> None:
         )
 
 
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
-
-
-def _draw(dist: Distribution, n_samples: int, generator: torch.Generator | None) -> torch.Tensor:
+def draw_samples(
+    dist: Distribution, n_samples: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``n_samples`` draws ``(S, *batch, *event)``, reparameterized when ``dist`` allows it.
 
     ``torch.distributions`` samplers take no generator, so a given ``generator``
     supplies a seed for a *forked* global RNG: results are reproducible and the
-    caller's global RNG state is left exactly as it was.
+    caller's global RNG state is left exactly as it was. Used by
+    :func:`kl_monte_carlo` and :func:`vi_helpers.elbo.elbo_monte_carlo`.
+
+    Args:
+        dist: a ``torch.distributions.Distribution``.
+        n_samples: ``S`` >= 1.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        ``(S, *dist.batch_shape, *dist.event_shape)`` samples.
     """
+    n_samples = check_positive_int("n_samples", n_samples)
+    check_generator(generator)
     sampler = dist.rsample if dist.has_rsample else dist.sample
     if generator is None:
         return sampler((n_samples,))
@@ -189,7 +170,7 @@ def kl_univariate_normal(mu_q, sigma_q, mu_p, sigma_p) -> torch.Tensor:
     Returns:
         Tensor of that shape (0-dim if all arguments are numbers), in nats, >= 0.
     """
-    mu_q, sigma_q, mu_p, sigma_p = _elementwise(
+    mu_q, sigma_q, mu_p, sigma_p = as_elementwise_tensors(
         mu_q=mu_q, sigma_q=sigma_q, mu_p=mu_p, sigma_p=sigma_p
     )
     _check_positive("sigma_q", sigma_q, "a standard deviation")
@@ -322,7 +303,7 @@ def cross_entropy_normal(mu_q, sigma_q, mu_p, sigma_p) -> torch.Tensor:
     Returns:
         Tensor of that shape, in nats.
     """
-    mu_q, sigma_q, mu_p, sigma_p = _elementwise(
+    mu_q, sigma_q, mu_p, sigma_p = as_elementwise_tensors(
         mu_q=mu_q, sigma_q=sigma_q, mu_p=mu_p, sigma_p=sigma_p
     )
     _check_positive("sigma_q", sigma_q, "a standard deviation")
@@ -351,7 +332,7 @@ def kl_bernoulli(p_q, p_p) -> torch.Tensor:
     Returns:
         Tensor of that shape, in nats, >= 0 (possibly ``inf``).
     """
-    p_q, p_p = _elementwise(p_q=p_q, p_p=p_p)
+    p_q, p_p = as_elementwise_tensors(p_q=p_q, p_p=p_p)
     _check_probabilities("p_q", p_q)
     _check_probabilities("p_p", p_p)
     one_q, one_p = 1.0 - p_q, 1.0 - p_p
@@ -465,8 +446,7 @@ def kl_monte_carlo(
     n_samples = check_positive_int("n_samples", n_samples)
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2 to estimate a standard error, got {n_samples}")
-    _check_generator(generator)
-    z = _draw(q, n_samples, generator)
+    z = draw_samples(q, n_samples, generator=check_generator(generator))
     terms = q.log_prob(z) - p.log_prob(z)  # (S, *batch)
     estimate = terms.mean(dim=0)
     std_error = terms.std(dim=0) / math.sqrt(n_samples)

@@ -16,27 +16,36 @@ What the trainer adds, all keyword-only so every seed call still works:
   last good weights;
 * Ctrl-C (``KeyboardInterrupt``) returns the partial history and keeps the model;
 * tqdm progress bars (``tqdm.auto``: a widget in Jupyter, text elsewhere).
+
+:func:`train_model` is a short loop over named steps (as Pyro's ``Trace_ELBO.loss``
+over ``_get_traces``): ``_setup`` checks the arguments; per batch ``_Run.kl_weight``,
+``_Run.loss`` (forward, optional autocast, loss), the NaN guard, ``_Run.update``;
+then ``_end_epoch``.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from ._validate import (
+    check_input_size,
     check_nonnegative_float,
     check_nonnegative_int,
+    check_optional,
     check_positive_float,
     check_positive_int,
     check_tensor,
+    eval_mode,
 )
+from .data import Minibatches
 
-__all__ = ["History", "make_adam", "train_model"]
+__all__ = ["History", "make_adam", "train_model", "fit_linear_vae"]
 
 
 class History(list):
@@ -78,68 +87,30 @@ class History(list):
         return f"History({len(self)} epochs, status={self.status!r}{tail})"
 
 
-def _batches_of(
-    dataset,
-    input_size: int | None,
-    batch_size: int,
-    shuffle: bool,
-    generator: torch.Generator | None,
-    device: torch.device,
-):
+def _epoch_batches(dataset, input_size, batch_size, shuffle, generator, device):
     """Return (a function that yields one epoch of batches, number of batches or None)."""
     if isinstance(dataset, torch.Tensor):
         check_tensor("dataset", dataset, ndim=(2, 3))
-        if input_size is not None and dataset.shape[-1] != input_size:
-            raise ValueError(
-                f"dataset must have last dimension {input_size} (the model's input_size), "
-                f"got shape {tuple(dataset.shape)}"
-            )
-        data = dataset.to(device)
+        data = check_input_size("dataset", dataset, input_size).to(device)
         if data.dim() == 3:  # already a stack of batches, as the seed's loop expects
             return (lambda: iter(data.unbind(0))), data.shape[0]
-        n = data.shape[0]
-        n_batches = math.ceil(n / batch_size)
-
-        def epoch():
-            order = (
-                torch.randperm(n, generator=generator).to(device)
-                if shuffle
-                else torch.arange(n, device=device)
-            )
-            for start in range(0, n, batch_size):
-                yield data.index_select(0, order[start : start + batch_size])
-
-        return epoch, n_batches
-
-    if not isinstance(dataset, Iterable):
+        batches = Minibatches(data, batch_size, shuffle=shuffle, generator=generator)
+        return (lambda: iter(batches)), len(batches)
+    if not isinstance(dataset, Iterable) or iter(dataset) is dataset:
         raise TypeError(
-            "dataset must be a (N, D) tensor, a DataLoader or an iterable of (B, D) batches, "
+            "dataset must be a (N, D) tensor, a DataLoader or a list of (B, D) batches that "
+            "every epoch can iterate again (not a one-shot iterator such as a generator), "
             f"got {type(dataset).__name__}"
         )
-    if iter(dataset) is dataset:
-        raise TypeError(
-            "dataset is a one-shot iterator (e.g. a generator); pass a list of batches, "
-            "a tensor or a DataLoader so that every epoch can iterate it again"
-        )
-    n_batches = len(dataset) if hasattr(dataset, "__len__") else None
 
     def epoch():
         for i, batch in enumerate(dataset):
             if isinstance(batch, (tuple, list)):  # (x, y) from a TensorDataset
                 batch = batch[0]
-            if not isinstance(batch, torch.Tensor):
-                raise TypeError(
-                    f"dataset batch {i} must be a tensor, got {type(batch).__name__}"
-                )
-            check_tensor(f"dataset batch {i}", batch, ndim=(1, 2))
-            if input_size is not None and batch.shape[-1] != input_size:
-                raise ValueError(
-                    f"dataset batch {i} must have last dimension {input_size}, "
-                    f"got shape {tuple(batch.shape)}"
-                )
-            yield batch.to(device)
+            check_tensor(f"dataset batch {i}", batch, ndim=(1, 2))  # TypeError if not a tensor
+            yield check_input_size(f"dataset batch {i}", batch, input_size).to(device)
 
-    return epoch, n_batches
+    return epoch, len(dataset) if hasattr(dataset, "__len__") else None
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -165,6 +136,157 @@ def make_adam(params: list[torch.Tensor], learning_rate: float) -> torch.optim.A
     """
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=learning_rate, fused=True if fused else None)
+
+
+@dataclass
+class _Run:
+    """Everything one training run needs, checked and built by :func:`_setup`."""
+
+    model: torch.nn.Module
+    n_epochs: int
+    params: list[torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    step_scheduler: bool  # per step (cosine) rather than per epoch (callable)
+    epoch_batches: Callable[[], Iterable[torch.Tensor]]
+    n_batches: int | None
+    device: torch.device
+    custom_loss: bool  # training_loss(x, ...) instead of forward + loss_function
+    has_terms: bool
+    pass_beta: bool
+    free_bits: float | None
+    target_beta: float
+    kl_warmup_epochs: int
+    grad_clip: float | None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None
+    mixed_precision: torch.dtype | None
+    validation_data: torch.Tensor | None
+    last_good: list[torch.Tensor]  # the weights that last gave a finite loss
+
+    def kl_weight(self, epoch: int, i: int) -> float:
+        """The KL weight at batch ``i`` of ``epoch``: linear warm-up, per step when possible."""
+        if not self.kl_warmup_epochs:
+            return self.target_beta
+        done = epoch + (i + 1) / self.n_batches if self.n_batches else epoch + 1
+        return self.target_beta * min(1.0, done / self.kl_warmup_epochs)
+
+    def loss(self, x: torch.Tensor, beta: float):
+        """Forward pass (under autocast if asked) and the model's loss: ``(loss, terms or None)``."""
+        kwargs = {"beta": beta} if self.pass_beta else {}
+        if self.free_bits is not None:
+            kwargs["free_bits"] = self.free_bits
+        autocast = torch.autocast(
+            self.device.type, dtype=self.mixed_precision or torch.bfloat16,
+            enabled=self.mixed_precision is not None,
+        )
+        if self.custom_loss:  # models beyond (x_hat, mean, log_var): hierarchical VAEs, diffusion
+            with autocast:
+                loss, terms = self.model.training_loss(x, **kwargs)
+            return loss.float(), terms
+        if self.mixed_precision is None:
+            x_hat, mean, log_var = self.model(x)
+        else:  # matmuls in bfloat16; the loss and its reductions in the data's precision
+            with autocast:
+                out = self.model(x)
+            x_hat, mean, log_var = (t.to(x.dtype) for t in out)
+        if self.has_terms:
+            return self.model.loss_function(x, x_hat, mean, log_var, return_terms=True, **kwargs)
+        return self.model.loss_function(x, x_hat, mean, log_var, **kwargs), None
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward, clip, keep the weights that gave this finite loss, then step Adam."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        with torch.no_grad():  # these weights just gave a finite loss: keep them before stepping
+            for buf, p in zip(self.last_good, self.params, strict=True):
+                buf.copy_(p)
+        self.optimizer.step()
+        if self.step_scheduler:
+            self.scheduler.step()
+
+
+def _loss_options(model, custom_loss: bool, beta, free_bits, kl_warmup_epochs) -> dict:
+    """How to call the model's loss: the ``_Run`` fields about terms, beta and free bits."""
+    loss_fn = model.training_loss if custom_loss else model.loss_function
+    takes_beta = _accepts(loss_fn, "beta")
+    if free_bits is not None and not _accepts(loss_fn, "free_bits"):
+        raise ValueError("free_bits needs a model whose loss_function accepts free_bits")
+    if (beta is not None or kl_warmup_epochs) and not takes_beta:
+        raise ValueError("beta and kl_warmup_epochs need a loss_function that accepts beta")
+    return dict(
+        custom_loss=custom_loss, has_terms=custom_loss or _accepts(loss_fn, "return_terms"),
+        pass_beta=takes_beta and (beta is not None or bool(kl_warmup_epochs)),
+        free_bits=free_bits, kl_warmup_epochs=kl_warmup_epochs,
+        target_beta=beta if beta is not None else float(getattr(model, "beta", 1.0)),
+    )
+
+
+def _make_scheduler(optimizer, lr_schedule, total_steps: int | None):
+    """``(scheduler or None, whether it steps per batch)`` for ``lr_schedule``."""
+    if lr_schedule == "cosine":
+        if total_steps is None:
+            raise ValueError("lr_schedule='cosine' needs a dataset with a known length")
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps), True
+    if callable(lr_schedule):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_schedule), False
+    return None, False
+
+
+def _setup(model, dataset, n_epochs, learning_rate, *, batch_size, beta, kl_warmup_epochs,
+           free_bits, grad_clip, lr_schedule, seed, device, shuffle, transform,
+           validation_data, mixed_precision) -> _Run:
+    """Check every argument of :func:`train_model` (before any weight moves) and build the run."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    custom_loss = callable(getattr(model, "training_loss", None))
+    if not custom_loss and not hasattr(model, "loss_function"):
+        raise TypeError("model must define loss_function(x, x_hat, mean, log_var) "
+                        "or training_loss(x, *, beta=None, free_bits=None)")
+    n_epochs = check_positive_int("n_epochs", n_epochs)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
+    batch_size = check_positive_int("batch_size", batch_size)
+    kl_warmup_epochs = check_nonnegative_int("kl_warmup_epochs", kl_warmup_epochs)
+    beta = check_optional(check_nonnegative_float, "beta", beta)
+    free_bits = check_optional(check_nonnegative_float, "free_bits", free_bits)
+    grad_clip = check_optional(check_positive_float, "grad_clip", grad_clip)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if lr_schedule is not None and lr_schedule != "cosine" and not callable(lr_schedule):
+        raise ValueError(f"lr_schedule must be None, 'cosine' or a callable, got {lr_schedule!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+    if mixed_precision is not None and mixed_precision != torch.bfloat16:
+        raise ValueError(f"mixed_precision must be None or torch.bfloat16, got {mixed_precision!r}")
+    params = list(model.parameters())
+    if not params:
+        raise ValueError("model has no parameters to train")
+    device = torch.device(device) if device is not None else params[0].device
+    model.to(device)
+    input_size = getattr(model, "input_size", None)
+    if validation_data is not None:
+        check_tensor("validation_data", validation_data, ndim=2)
+        validation_data = check_input_size("validation_data", validation_data, input_size)
+        validation_data = validation_data.to(device)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    epoch_batches, n_batches = _epoch_batches(
+        dataset, input_size, batch_size, shuffle, generator, device
+    )
+    if n_batches == 0:
+        raise ValueError("dataset must not be empty")
+    loss_options = _loss_options(model, custom_loss, beta, free_bits, kl_warmup_epochs)
+    optimizer = make_adam(params, learning_rate)
+    scheduler, step_scheduler = _make_scheduler(
+        optimizer, lr_schedule, n_epochs * n_batches if n_batches else None
+    )
+    return _Run(
+        model=model, n_epochs=n_epochs, params=params, optimizer=optimizer,
+        scheduler=scheduler, step_scheduler=step_scheduler, epoch_batches=epoch_batches,
+        n_batches=n_batches, device=device, grad_clip=grad_clip, transform=transform,
+        mixed_precision=mixed_precision, validation_data=validation_data,
+        last_good=[p.detach().clone() for p in params], **loss_options,
+    )
 
 
 def train_model(
@@ -237,172 +359,31 @@ def train_model(
         :class:`History`, a ``list`` of per-epoch average losses with the ELBO,
         reconstruction and KL kept separately as attributes.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    custom_loss = callable(getattr(model, "training_loss", None))
-    if not custom_loss and not hasattr(model, "loss_function"):
-        raise TypeError(
-            "model must define loss_function(x, x_hat, mean, log_var) "
-            "or training_loss(x, *, beta=None, free_bits=None)"
-        )
-    n_epochs = check_positive_int("n_epochs", n_epochs)
-    learning_rate = check_positive_float("learning_rate", learning_rate)
-    batch_size = check_positive_int("batch_size", batch_size)
-    kl_warmup_epochs = check_nonnegative_int("kl_warmup_epochs", kl_warmup_epochs)
-    if beta is not None:
-        beta = check_nonnegative_float("beta", beta)
-    if free_bits is not None:
-        free_bits = check_nonnegative_float("free_bits", free_bits)
-    if grad_clip is not None:
-        grad_clip = check_positive_float("grad_clip", grad_clip)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    if lr_schedule is not None and lr_schedule != "cosine" and not callable(lr_schedule):
-        raise ValueError(f"lr_schedule must be None, 'cosine' or a callable, got {lr_schedule!r}")
-    if transform is not None and not callable(transform):
-        raise TypeError(f"transform must be callable, got {type(transform).__name__}")
-    if mixed_precision is not None and mixed_precision != torch.bfloat16:
-        raise ValueError(f"mixed_precision must be None or torch.bfloat16, got {mixed_precision!r}")
-
-    params = list(model.parameters())
-    if not params:
-        raise ValueError("model has no parameters to train")
-    device = torch.device(device) if device is not None else params[0].device
-    model.to(device)
-    input_size = getattr(model, "input_size", None)
-    if validation_data is not None:
-        check_tensor("validation_data", validation_data, ndim=2)
-        if input_size is not None and validation_data.shape[-1] != input_size:
-            raise ValueError(
-                f"validation_data must have last dimension {input_size}, "
-                f"got shape {tuple(validation_data.shape)}"
-            )
-        validation_data = validation_data.to(device)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    epoch_batches, n_batches = _batches_of(
-        dataset, input_size, batch_size, shuffle, generator, device
+    run = _setup(
+        model, dataset, n_epochs, learning_rate, batch_size=batch_size, beta=beta,
+        kl_warmup_epochs=kl_warmup_epochs, free_bits=free_bits, grad_clip=grad_clip,
+        lr_schedule=lr_schedule, seed=seed, device=device, shuffle=shuffle, transform=transform,
+        validation_data=validation_data, mixed_precision=mixed_precision,
     )
-    if n_batches == 0:
-        raise ValueError("dataset must not be empty")
-
-    loss_fn = model.training_loss if custom_loss else model.loss_function
-    has_terms = custom_loss or _accepts(loss_fn, "return_terms")
-    takes_beta = _accepts(loss_fn, "beta")
-    takes_free_bits = _accepts(loss_fn, "free_bits")
-    if free_bits is not None and not takes_free_bits:
-        raise ValueError("free_bits needs a model whose loss_function accepts free_bits")
-    target_beta = beta if beta is not None else float(getattr(model, "beta", 1.0))
-    if (beta is not None or kl_warmup_epochs) and not takes_beta:
-        raise ValueError("beta and kl_warmup_epochs need a loss_function that accepts beta")
-
-    optimizer = make_adam(params, learning_rate)
-    total_steps = n_epochs * n_batches if n_batches else None
-    if lr_schedule == "cosine":
-        if total_steps is None:
-            raise ValueError("lr_schedule='cosine' needs a dataset with a known length")
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-        step_scheduler = True
-    elif callable(lr_schedule):
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_schedule)
-        step_scheduler = False
-    else:
-        scheduler, step_scheduler = None, False
-
-    history = History()
-    last_good = [p.detach().clone() for p in params]
-    was_training = model.training
+    history, was_training = History(), model.training
     model.train()
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    fork_devices = [run.device.index or 0] if run.device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices, enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        bar = tqdm(range(n_epochs), desc="training", unit="epoch", disable=not progress)
-        step = 0
+        bar = tqdm(range(run.n_epochs), desc="training", unit="epoch", disable=not progress)
         try:
             for epoch in bar:
                 t0 = time.perf_counter()
-                # sums kept as tensors: no host sync per batch
-                sums = torch.zeros(4, dtype=torch.float64, device=device)
-                n_seen = 0
-                current_beta = target_beta
-                for i, x in enumerate(epoch_batches()):
-                    if transform is not None:
-                        x = transform(x)
-                    if kl_warmup_epochs:
-                        progress_epochs = epoch + (i + 1) / n_batches if n_batches else epoch + 1
-                        current_beta = target_beta * min(1.0, progress_epochs / kl_warmup_epochs)
-                    kwargs = {}
-                    if takes_beta and (beta is not None or kl_warmup_epochs):
-                        kwargs["beta"] = current_beta
-                    if free_bits is not None:
-                        kwargs["free_bits"] = free_bits
-                    if custom_loss:
-                        # models beyond (x_hat, mean, log_var): hierarchical VAEs, diffusion
-                        with torch.autocast(
-                            device.type, dtype=mixed_precision or torch.bfloat16,
-                            enabled=mixed_precision is not None,
-                        ):
-                            loss, terms = loss_fn(x, **kwargs)
-                        loss = loss.float()
-                    elif mixed_precision is None:
-                        x_hat, mean, log_var = model(x)
-                    else:
-                        with torch.autocast(device.type, dtype=mixed_precision):
-                            out = model(x)
-                        x_hat, mean, log_var = (t.to(x.dtype) for t in out)
-                    if custom_loss:
-                        pass
-                    elif has_terms:
-                        loss, terms = loss_fn(x, x_hat, mean, log_var, return_terms=True, **kwargs)
-                    else:
-                        loss, terms = loss_fn(x, x_hat, mean, log_var, **kwargs), None
-                    if not bool(torch.isfinite(loss)):
-                        _diverged(model, history, last_good, epoch, i, loss.item())
-                        return history
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if grad_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-                    # these weights just gave a finite loss: keep them before stepping
-                    with torch.no_grad():
-                        for buf, p in zip(last_good, params, strict=True):
-                            buf.copy_(p)
-                    optimizer.step()
-                    if step_scheduler:
-                        scheduler.step()
-                    step += 1
-                    b = x.shape[0] if x.dim() == 2 else 1
-                    n_seen += b
-                    if terms is not None:
-                        sums += b * torch.stack(
-                            [loss.detach(), terms["recon"], terms["kl"], terms["log_lik"]]
-                        ).to(sums.dtype)
-                    else:
-                        sums[0] += b * loss.detach().to(sums.dtype)
-                if n_seen == 0:
-                    raise ValueError("dataset must not be empty")
-                if scheduler is not None and not step_scheduler:
-                    scheduler.step()
-                avg = (sums / n_seen).tolist()  # the one sync per epoch
-                if not _params_finite(model):
-                    _diverged(model, history, last_good, epoch, None, avg[0])
-                    return history
-                history.append(avg[0])
-                if terms is not None:
-                    history.recon.append(avg[1])
-                    history.kl.append(avg[2])
-                    history.elbo.append(avg[3] - avg[2])
-                if validation_data is not None:
-                    history.val_elbo.append(_mean_elbo(model, validation_data))
-                history.beta.append(current_beta)
-                history.lr.append(optimizer.param_groups[0]["lr"])
-                history.epoch_time.append(time.perf_counter() - t0)
-                postfix = {"loss": f"{avg[0]:.3f}"}
+                epoch_sums = _train_epoch(run, history, epoch)
+                if epoch_sums is None or not _end_epoch(run, history, epoch, *epoch_sums, t0):
+                    return history  # diverged: the last good weights are restored
+                postfix = {"loss": f"{history[-1]:.3f}"}
                 if history.val_elbo:
                     postfix["val_elbo"] = f"{history.val_elbo[-1]:.2f}"
                 bar.set_postfix(postfix, refresh=False)
                 if verbose:
-                    print(f"Epoch {epoch}, Loss: {avg[0]:.4f}")
+                    print(f"Epoch {epoch}, Loss: {history[-1]:.4f}")
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = (
@@ -416,10 +397,62 @@ def train_model(
     return history
 
 
-def _diverged(model, history: History, last_good, epoch: int, batch, value: float) -> None:
+def _train_epoch(run: _Run, history: History, epoch: int):
+    """One pass over the data: ``(sums, n_seen, has_terms, beta)``, or ``None`` if it diverged.
+
+    ``sums`` holds the size-weighted sums of loss, recon, kl and log_lik as one
+    tensor, so the batches cost no host sync beyond the NaN guard.
+    """
+    sums = torch.zeros(4, dtype=torch.float64, device=run.device)
+    n_seen, beta, terms = 0, run.target_beta, None
+    for i, x in enumerate(run.epoch_batches()):
+        if run.transform is not None:
+            x = run.transform(x)
+        beta = run.kl_weight(epoch, i)
+        loss, terms = run.loss(x, beta)
+        if not bool(torch.isfinite(loss)):  # the NaN guard: one host sync per step
+            _diverged(run, history, epoch, i, loss.item())
+            return None
+        run.update(loss)
+        b = x.shape[0] if x.dim() == 2 else 1
+        n_seen += b
+        if terms is not None:
+            sums += b * torch.stack(
+                [loss.detach(), terms["recon"], terms["kl"], terms["log_lik"]]
+            ).to(sums.dtype)
+        else:
+            sums[0] += b * loss.detach().to(sums.dtype)
+    if n_seen == 0:
+        raise ValueError("dataset must not be empty")
+    return sums, n_seen, terms is not None, beta
+
+
+def _end_epoch(run: _Run, history: History, epoch: int, sums, n_seen: int, has_terms: bool,
+               beta: float, t0: float) -> bool:
+    """Step a per-epoch schedule and record the epoch in ``history``; ``False`` if it diverged."""
+    if run.scheduler is not None and not run.step_scheduler:
+        run.scheduler.step()
+    avg = (sums / n_seen).tolist()  # the one sync per epoch
+    if not _params_finite(run.model):
+        _diverged(run, history, epoch, None, avg[0])
+        return False
+    history.append(avg[0])
+    if has_terms:
+        history.recon.append(avg[1])
+        history.kl.append(avg[2])
+        history.elbo.append(avg[3] - avg[2])
+    if run.validation_data is not None:
+        history.val_elbo.append(_mean_elbo(run.model, run.validation_data))
+    history.beta.append(beta)
+    history.lr.append(run.optimizer.param_groups[0]["lr"])
+    history.epoch_time.append(time.perf_counter() - t0)
+    return True
+
+
+def _diverged(run: _Run, history: History, epoch: int, batch, value: float) -> None:
     """Restore the last weights that gave a finite loss and record why training stopped."""
     with torch.no_grad():
-        for p, buf in zip(model.parameters(), last_good, strict=True):
+        for p, buf in zip(run.model.parameters(), run.last_good, strict=True):
             p.copy_(buf)
     at = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else "")
     history.status = "diverged"
@@ -439,13 +472,9 @@ def _mean_elbo(model: torch.nn.Module, x: torch.Tensor) -> float:
         return float(model.analytic_elbo(x).mean())
     if not hasattr(model, "elbo"):
         return float("nan")
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=x.device).manual_seed(0)
-    try:
+    with eval_mode(model):
+        gen = torch.Generator(device=x.device).manual_seed(0)
         return float(model.elbo(x, generator=gen).mean())
-    finally:
-        model.train(was_training)
 
 
 def fit_linear_vae(
@@ -569,5 +598,3 @@ def fit_linear_vae(
     model.eval()
     return model.to(x.dtype), history
 
-
-__all__ += ["fit_linear_vae"]

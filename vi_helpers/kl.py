@@ -32,7 +32,9 @@ from torch.distributions import Distribution
 from ._validate import (
     LOG_2PI,
     as_elementwise_tensors,
+    check_finite_float,
     check_generator,
+    check_positive_float,
     check_positive_int,
     check_same_shape,
     check_tensor,
@@ -535,11 +537,8 @@ def kl_normal_mixture(
     Returns:
         ``(kl_qp, kl_pq)`` in nats, Python floats.
     """
-    from ._validate import check_positive_float  # (kept local: this section was appended)
-
     p = normal_mixture(weights, means, stds)
-    if isinstance(mu, bool) or not isinstance(mu, numbers.Real) or not math.isfinite(mu):
-        raise ValueError(f"mu must be a finite number, got {mu!r}")
+    mu = check_finite_float("mu", mu)
     sigma = check_positive_float("sigma", sigma)
     n_grid = check_positive_int("n_grid", n_grid)
     if n_grid < 101:

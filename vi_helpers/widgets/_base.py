@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import math
-import numbers
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -59,26 +58,6 @@ class InteractiveWidget:
         if exclude is not None:
             data = {k: v for k, v in data.items() if k not in exclude}
         return data, metadata
-
-
-def check_vae(name: str, model, *, need_encode: bool = False) -> int:
-    """Return ``latent_size`` if ``model`` can decode (and encode), else raise TypeError."""
-    need = "decode(z)" + (" and encode(x)" if need_encode else "")
-    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "decode", None)):
-        raise TypeError(
-            f"{name} must be a VAE (a torch.nn.Module with {need} and latent_size), "
-            f"got {type(model).__name__}"
-        )
-    if need_encode and not callable(getattr(model, "encode", None)):
-        raise TypeError(
-            f"{name} must have encode(x) -> (mean, log_var), got {type(model).__name__}"
-        )
-    latent = getattr(model, "latent_size", None)
-    if isinstance(latent, bool) or not isinstance(latent, int) or latent < 1:
-        raise TypeError(f"{name} must have an int attribute latent_size >= 1, got {latent!r}")
-    if next(model.parameters(), None) is None:
-        raise TypeError(f"{name} has no parameters, so it cannot be a trained decoder")
-    return latent
 
 
 def resolve_image_shape(image_shape, size: int) -> tuple[int, int]:
@@ -142,35 +121,6 @@ def as_latent(name: str, z, latent_size: int) -> torch.Tensor:
     t = t.reshape(-1) if t.dim() == 2 and t.shape[0] == 1 else t
     check_tensor(name, t, shape=(latent_size,))
     return t.clone()
-
-
-def check_range(name: str, value, *, positive: bool = False) -> tuple[float, float]:
-    """A slider range: a pair ``(low, high)`` of finite numbers, ``low < high`` (and ``> 0``)."""
-    ok = (
-        isinstance(value, Sequence)
-        and len(value) == 2
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
-        and all(math.isfinite(float(v)) for v in value)
-        and float(value[0]) < float(value[1])
-        and (not positive or float(value[0]) > 0)
-    )
-    if not ok:
-        what = "0 < low < high" if positive else "low < high"
-        raise ValueError(
-            f"{name} must be a pair (low, high) of finite numbers with {what}, got {value!r}"
-        )
-    return float(value[0]), float(value[1])
-
-
-def check_in(name: str, value, lo: float, hi: float) -> float:
-    """A number in ``[lo, hi]`` (a slider's starting value)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not lo <= float(value) <= hi
-    ):
-        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
-    return float(value)
 
 
 # -- UI atoms -------------------------------------------------------------------------------

@@ -18,7 +18,13 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .._validate import check_nonnegative_int, check_positive_int, check_tensor
+from .._validate import (
+    check_in_interval,
+    check_nonnegative_int,
+    check_positive_int,
+    check_range,
+    check_tensor,
+)
 from ..estimators import (
     pathwise_gradient,
     score_function_gradient,
@@ -29,7 +35,7 @@ from ..estimators import (
 from ..kl import kl_normal_mixture, kl_univariate_normal, normal_mixture
 from ..models import ConjugateGaussianModel
 from ._aggplot import AggPlot, ConceptExplorer, needs_limit, new_figure, normal_pdf
-from ._base import check_in, check_range, html, info_widget, slider
+from ._base import html, info_widget, slider
 
 
 class KLExplorer(ConceptExplorer):
@@ -69,8 +75,8 @@ class KLExplorer(ConceptExplorer):
         self._p = normal_mixture(weights, means, stds)
         mu_lo, mu_hi = check_range("mu_range", mu_range)
         sig_lo, sig_hi = check_range("sigma_range", sigma_range, positive=True)
-        mu = check_in("mu", mu, mu_lo, mu_hi)
-        sigma = check_in("sigma", sigma, sig_lo, sig_hi)
+        mu = check_in_interval("mu", mu, mu_lo, mu_hi)
+        sigma = check_in_interval("sigma", sigma, sig_lo, sig_hi)
         self.n_grid = check_positive_int("n_grid", n_grid)
         if self.n_grid < 101:
             raise ValueError(f"n_grid must be >= 101, got {n_grid}")
@@ -167,11 +173,11 @@ class ELBOGapExplorer(ConceptExplorer):
             sigma_range = (s_n / 5, 2.0 * max(model.sigma0, s_n))
         mu_lo, mu_hi = check_range("mu_range", mu_range)
         sig_lo, sig_hi = check_range("sigma_range", sigma_range, positive=True)
-        mu = min(max(model.mu0, mu_lo), mu_hi) if mu is None else check_in("mu", mu, mu_lo, mu_hi)
+        mu = min(max(model.mu0, mu_lo), mu_hi) if mu is None else check_in_interval("mu", mu, mu_lo, mu_hi)
         sigma = (
             min(max(model.sigma0, sig_lo), sig_hi)
             if sigma is None
-            else check_in("sigma", sigma, sig_lo, sig_hi)
+            else check_in_interval("sigma", sigma, sig_lo, sig_hi)
         )
         self.mu_slider = slider("m (q mean)", mu, mu_lo, mu_hi, (mu_hi - mu_lo) / 200)
         self.sigma_slider = slider("s (q std)", sigma, sig_lo, sig_hi, (sig_hi - sig_lo) / 200)
@@ -292,7 +298,7 @@ class EstimatorVarianceExplorer(ConceptExplorer):
             ):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         sig_lo, sig_hi = check_range("sigma_range", sigma_range, positive=True)
-        sigma = check_in("sigma", sigma, sig_lo, sig_hi)
+        sigma = check_in_interval("sigma", sigma, sig_lo, sig_hi)
         if (
             not isinstance(n_range, Sequence)
             or len(n_range) != 2

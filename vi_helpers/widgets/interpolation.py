@@ -6,13 +6,17 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .._validate import check_choice, check_positive_int, check_tensor
+from .._validate import (
+    check_choice,
+    check_decoder_model,
+    check_in_interval,
+    check_positive_int,
+    check_tensor,
+)
 from ..latent import lerp, slerp
 from ._base import (
     Decoder,
     InteractiveWidget,
-    check_in,
-    check_vae,
     fmt_vec,
     html,
     image_widget,
@@ -58,7 +62,7 @@ class Interpolation(InteractiveWidget):
         scale: int | None = None,
         image_shape: tuple[int, int] | None = None,
     ):
-        latent = check_vae("model", model, need_encode=True)
+        latent = check_decoder_model("model", model, need_encode=True)
         input_size = getattr(model, "input_size", None)
         for name, value in (("x_a", x_a), ("x_b", x_b)):
             check_tensor(name, value, ndim=(1, 2), last_dim=input_size)
@@ -69,7 +73,7 @@ class Interpolation(InteractiveWidget):
         steps = check_positive_int("steps", steps)
         if steps < 2:
             raise ValueError(f"steps must be >= 2, got {steps}")
-        t = check_in("t", t, 0.0, 1.0)
+        t = check_in_interval("t", t, 0.0, 1.0)
         mode = check_choice("mode", mode, _MODES)
         self.model = model
         self.latent_size = latent

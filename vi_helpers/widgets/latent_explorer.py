@@ -10,12 +10,11 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .._validate import check_positive_float
+from .._validate import check_decoder_model, check_positive_float
 from ._base import (
     Decoder,
     InteractiveWidget,
     as_latent,
-    check_vae,
     fmt_vec,
     html,
     image_widget,
@@ -68,7 +67,7 @@ class LatentExplorer(InteractiveWidget):
         scale: int | None = None,
         image_shape: tuple[int, int] | None = None,
     ):
-        latent = check_vae("model", model)
+        latent = check_decoder_model("model", model)
         limit = check_positive_float("limit", limit)
         step = check_positive_float("step", step)
         if step >= 2 * limit:

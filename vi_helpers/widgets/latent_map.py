@@ -12,9 +12,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from .._validate import check_choice, check_nonnegative_int, check_positive_int, check_tensor
+from .._validate import (
+    check_choice,
+    check_decoder_model,
+    check_nonnegative_int,
+    check_positive_int,
+    check_tensor,
+)
 from ._aggplot import new_figure
-from ._base import Decoder, InteractiveWidget, check_vae, fmt_vec, html, image_widget, info_widget
+from ._base import Decoder, InteractiveWidget, fmt_vec, html, image_widget, info_widget
 from ._png import encode_png, png_size, render_png, resolve_scale
 from .latent_explorer import LatentExplorer
 
@@ -89,7 +95,7 @@ class LatentMap(InteractiveWidget):
         image_shape: tuple[int, int] | None = None,
         map_size: int = 320,
     ):
-        latent = check_vae("model", model, need_encode=True)
+        latent = check_decoder_model("model", model, need_encode=True)
         if latent < 2:
             raise ValueError(f"model must have latent_size >= 2 for a 2-D map, got {latent}")
         projection = check_choice("projection", projection, ("dims", "pca"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipywidgets as widgets
 import torch
 
-from .._validate import check_nonnegative_int, check_positive_int
-from ._base import Decoder, InteractiveWidget, check_vae, image_widget
+from .._validate import check_decoder_model, check_nonnegative_int, check_positive_int
+from ._base import Decoder, InteractiveWidget, image_widget
 from ._png import grid_png, grid_scale, png_size
 
 
@@ -40,7 +40,7 @@ class PriorSampler(InteractiveWidget):
         scale: int | None = None,
         image_shape: tuple[int, int] | None = None,
     ):
-        latent = check_vae("model", model)
+        latent = check_decoder_model("model", model)
         self.n = check_positive_int("n", n)
         seed = check_nonnegative_int("seed", seed)
         if nrow is not None:

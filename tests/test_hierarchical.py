@@ -288,7 +288,8 @@ def test_active_units_and_kl_per_layer_shapes_and_consistency(digits_small):
     assert au["z1"][1].shape == (6,) and au["z2"][1].shape == (3,)
     assert au["z2"][0] == int((model.bottom_up(x)[0].detach().var(0, correction=0) > 0.01).sum())
     assert kl["z1"].shape == (6,) and kl["z2"].shape == (3,)
-    elbo_terms = model.elbo(x, n_samples=400, generator=g)
+    with torch.no_grad():
+        elbo_terms = model.elbo(x, n_samples=400, generator=g)
     with torch.no_grad():
         out = model.top_down(x, n_samples=400, generator=g)
         recon = model.log_likelihood(x.expand(out.x_hat.shape), out.x_hat).mean()

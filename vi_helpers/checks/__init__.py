@@ -47,6 +47,7 @@ from .elbo import check_mc_elbo
 from .evaluating_vaes import check_iwae_bound
 from .free_energy import check_free_energy_conjugate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
+from .hierarchical_vaes import check_collapse_experiment, check_free_bits_kl
 from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
@@ -67,4 +68,6 @@ __all__ = [
     "check_active_units",
     "check_iwae_bound",
     "check_free_energy_conjugate",
+    "check_free_bits_kl",
+    "check_collapse_experiment",
 ]

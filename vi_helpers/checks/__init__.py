@@ -47,7 +47,7 @@ from .elbo import check_mc_elbo
 from .evaluating_vaes import check_iwae_bound
 from .free_energy import check_free_energy_conjugate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
-from .kl_divergence import check_kl_diag_gaussian
+from .kl_divergence import check_kl_diag_gaussian, check_kl_mc, check_samples_for_se
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
 from .training_pathologies import check_active_units
@@ -58,6 +58,8 @@ __all__ = [
     "STATUSES",
     "NOT_ATTEMPTED_MESSAGE",
     "check_kl_diag_gaussian",
+    "check_kl_mc",
+    "check_samples_for_se",
     "check_mc_elbo",
     "check_cavi_update_mu",
     "check_score_function_grad_mu",

@@ -43,7 +43,7 @@ and into that module's ``__all__``; this package re-exports it.
 """
 
 from ._runner import NOT_ATTEMPTED_MESSAGE, STATUSES, CheckResult
-from .elbo import check_mc_elbo
+from .elbo import check_log_evidence_quadrature, check_log_joint_poisson, check_mc_elbo
 from .evaluating_vaes import check_iwae_bound
 from .free_energy import check_free_energy_conjugate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
@@ -61,6 +61,8 @@ __all__ = [
     "check_kl_mc",
     "check_samples_for_se",
     "check_mc_elbo",
+    "check_log_joint_poisson",
+    "check_log_evidence_quadrature",
     "check_cavi_update_mu",
     "check_score_function_grad_mu",
     "check_reparameterize",

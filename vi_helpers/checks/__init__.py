@@ -49,7 +49,7 @@ from .free_energy import check_free_energy_conjugate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
 from .kl_divergence import check_kl_diag_gaussian, check_kl_mc, check_samples_for_se
 from .latent_space import check_slerp
-from .mean_field_cavi import check_cavi_update_mu
+from .mean_field_cavi import check_best_restart, check_update_assignments
 from .training_pathologies import check_active_units
 from .vae import check_vae_loss_bernoulli
 
@@ -63,7 +63,8 @@ __all__ = [
     "check_mc_elbo",
     "check_log_joint_poisson",
     "check_log_evidence_quadrature",
-    "check_cavi_update_mu",
+    "check_update_assignments",
+    "check_best_restart",
     "check_score_function_grad_mu",
     "check_reparameterize",
     "check_vae_loss_bernoulli",

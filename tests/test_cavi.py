@@ -25,7 +25,7 @@ from vi_helpers.cavi import (
     gamma_entropy,
 )
 
-# (mu0, lambda0, a0, b0), N, seed: a weak prior with few points, an offset prior, more data
+# (mu0, kappa0, a0, b0), N, seed: a weak prior with few points, an offset prior, more data
 CASES = [
     ((0.0, 1.0, 2.0, 2.0), 10, 0),
     ((1.0, 0.5, 3.0, 1.0), 5, 1),
@@ -41,7 +41,7 @@ def data(n: int, seed: int, loc: float = 0.7, scale: float = 0.9) -> torch.Tenso
 def reference_log_joint(model: NormalGammaModel, x, mu, tau):
     """log p(x, mu, tau) from torch.distributions, written independently of the model."""
     log_prior_tau = Gamma(torch.tensor(model.a0, dtype=DT), torch.tensor(model.b0, dtype=DT)).log_prob(tau)
-    log_prior_mu = Normal(model.mu0, torch.rsqrt(model.lambda0 * tau)).log_prob(mu)
+    log_prior_mu = Normal(model.mu0, torch.rsqrt(model.kappa0 * tau)).log_prob(mu)
     sd = torch.rsqrt(tau)
     log_lik = sum(Normal(mu, sd).log_prob(xn) for xn in x)  # one 0-dim tensor at a time
     return log_lik + log_prior_mu + log_prior_tau
@@ -50,8 +50,8 @@ def reference_log_joint(model: NormalGammaModel, x, mu, tau):
 def grid_posterior(model, x, n_grid=700):
     """Posterior on a grid wide enough to hold essentially all the mass."""
     post = model.posterior(x)
-    sd_mu = math.sqrt(post.beta / (post.kappa * max(post.alpha - 1.0, 0.5)))
-    mus = torch.linspace(post.m - 14 * sd_mu, post.m + 14 * sd_mu, n_grid, dtype=DT)
+    sd_mu = math.sqrt(post.b / (post.kappa * max(post.a - 1.0, 0.5)))
+    mus = torch.linspace(post.loc - 14 * sd_mu, post.loc + 14 * sd_mu, n_grid, dtype=DT)
     tau_hi = post.mean_tau + 14 * math.sqrt(post.var_tau)
     taus = torch.linspace(tau_hi / n_grid / 10, tau_hi, n_grid, dtype=DT)
     M, T = torch.meshgrid(mus, taus, indexing="ij")
@@ -82,7 +82,7 @@ def test_posterior_and_evidence_match_grid_integration(prior, n, seed):
     assert post.var_tau == pytest.approx(float((w * (T - mean_tau) ** 2).sum()), rel=1e-5)
     # E[mu tau] != E[mu] E[tau] in general, but Cov(mu, tau) = 0 for the Normal-Gamma;
     # the dependence shows up in Var(mu | tau) = 1/(kappa tau), checked next
-    cond_var_weighted = float((w * (M - post.m) ** 2 * T).sum())
+    cond_var_weighted = float((w * (M - post.loc) ** 2 * T).sum())
     assert cond_var_weighted == pytest.approx(1.0 / post.kappa, rel=1e-5)
 
 
@@ -127,26 +127,25 @@ def test_gamma_entropy_matches_torch():
 
 def test_update_mu_matches_bishop_by_hand():
     x = torch.tensor([1.0, 2.0, 4.0], dtype=DT)
-    mu_N, lambda_N = cavi_update_mu(x, 0.5, 1.0, 2.0)
-    # (2*1 + 7) / (2 + 3) = 1.8 and (2 + 3) * 0.5 = 2.5
-    assert float(mu_N) == pytest.approx(1.8, abs=1e-14)
-    assert float(lambda_N) == pytest.approx(2.5, abs=1e-14)
-    assert mu_N.dtype == DT and lambda_N.dtype == DT and mu_N.dim() == 0
+    m, s = cavi_update_mu(x, 0.5, 1.0, 2.0)
+    # (2*1 + 7) / (2 + 3) = 1.8 and precision (2 + 3) * 0.5 = 2.5
+    assert float(m) == pytest.approx(1.8, abs=1e-14)
+    assert float(s) == pytest.approx(2.5**-0.5, abs=1e-14)
+    assert m.dtype == DT and s.dtype == DT and m.dim() == 0
 
 
 def test_update_tau_matches_quadrature_over_q_mu():
     x = data(6, 3)
-    mu0, lambda0, a0, b0 = 0.2, 1.5, 2.0, 1.0
-    mu_N, lambda_N = 0.4, 9.0
-    a_N, b_N = cavi_update_tau(x, mu_N, lambda_N, mu0, lambda0, a0, b0)
-    # E_q(mu)[sum_n (x_n - mu)^2 + lambda0 (mu - mu0)^2] by trapezoid quadrature over q(mu)
-    sd = 1 / math.sqrt(lambda_N)
-    mus = torch.linspace(mu_N - 12 * sd, mu_N + 12 * sd, 20001, dtype=DT)
-    dens = Normal(torch.tensor(mu_N, dtype=DT), sd).log_prob(mus).exp()
-    inner = ((x.unsqueeze(0) - mus.unsqueeze(1)) ** 2).sum(1) + lambda0 * (mus - mu0) ** 2
+    mu0, kappa0, a0, b0 = 0.2, 1.5, 2.0, 1.0
+    m, sd = 0.4, 1 / 3
+    a, b = cavi_update_tau(x, m, sd, mu0, kappa0, a0, b0)
+    # E_q(mu)[sum_n (x_n - mu)^2 + kappa0 (mu - mu0)^2] by trapezoid quadrature over q(mu)
+    mus = torch.linspace(m - 12 * sd, m + 12 * sd, 20001, dtype=DT)
+    dens = Normal(torch.tensor(m, dtype=DT), sd).log_prob(mus).exp()
+    inner = ((x.unsqueeze(0) - mus.unsqueeze(1)) ** 2).sum(1) + kappa0 * (mus - mu0) ** 2
     expected = float(torch.trapezoid(dens * inner, mus))
-    assert float(a_N) == pytest.approx(a0 + (6 + 1) / 2, abs=1e-14)
-    assert float(b_N) == pytest.approx(b0 + 0.5 * expected, rel=1e-10)
+    assert float(a) == pytest.approx(a0 + (6 + 1) / 2, abs=1e-14)
+    assert float(b) == pytest.approx(b0 + 0.5 * expected, rel=1e-10)
 
 
 @pytest.mark.parametrize("prior, n, seed", CASES)
@@ -155,17 +154,17 @@ def test_each_update_maximizes_the_elbo_over_its_factor(prior, n, seed):
     model = NormalGammaModel(*prior)
     x = data(n, seed)
     q0 = MeanFieldNormalGamma(model.mu0 + 1.0, 3.0, 2.0, 5.0)
-    mu_N, lambda_N = cavi_update_mu(x, q0.e_tau, model.mu0, model.lambda0)
-    q1 = MeanFieldNormalGamma(float(mu_N), float(lambda_N), q0.a_N, q0.b_N)
-    a_N, b_N = cavi_update_tau(x, q1.mu_N, q1.lambda_N, model.mu0, model.lambda0, model.a0, model.b0)
-    q2 = MeanFieldNormalGamma(q1.mu_N, q1.lambda_N, float(a_N), float(b_N))
+    m, s = cavi_update_mu(x, q0.e_tau, model.mu0, model.kappa0)
+    q1 = MeanFieldNormalGamma(float(m), float(s), q0.a, q0.b)
+    a, b = cavi_update_tau(x, q1.m, q1.s, model.mu0, model.kappa0, model.a0, model.b0)
+    q2 = MeanFieldNormalGamma(q1.m, q1.s, float(a), float(b))
     best1, best2 = model.elbo(x, q1), model.elbo(x, q2)
     for d in (-0.1, -1e-3, 1e-3, 0.1):
         f = math.exp(d)
-        assert model.elbo(x, MeanFieldNormalGamma(q1.mu_N + d, q1.lambda_N, q1.a_N, q1.b_N)) < best1
-        assert model.elbo(x, MeanFieldNormalGamma(q1.mu_N, q1.lambda_N * f, q1.a_N, q1.b_N)) < best1
-        assert model.elbo(x, MeanFieldNormalGamma(q2.mu_N, q2.lambda_N, q2.a_N * f, q2.b_N)) < best2
-        assert model.elbo(x, MeanFieldNormalGamma(q2.mu_N, q2.lambda_N, q2.a_N, q2.b_N * f)) < best2
+        assert model.elbo(x, MeanFieldNormalGamma(q1.m + d, q1.s, q1.a, q1.b)) < best1
+        assert model.elbo(x, MeanFieldNormalGamma(q1.m, q1.s * f, q1.a, q1.b)) < best1
+        assert model.elbo(x, MeanFieldNormalGamma(q2.m, q2.s, q2.a * f, q2.b)) < best2
+        assert model.elbo(x, MeanFieldNormalGamma(q2.m, q2.s, q2.a, q2.b * f)) < best2
 
 
 # -- the ELBO -------------------------------------------------------------------------------
@@ -238,18 +237,18 @@ def test_fixed_point_satisfies_both_updates_and_matches_exact_means(prior, n, se
     model = NormalGammaModel(*prior)
     x = data(n, seed)
     q = model.cavi(x, 60).q
-    mu_N, lambda_N = cavi_update_mu(x, q.e_tau, model.mu0, model.lambda0)
-    a_N, b_N = cavi_update_tau(x, q.mu_N, q.lambda_N, model.mu0, model.lambda0, model.a0, model.b0)
-    assert float(mu_N) == pytest.approx(q.mu_N, rel=1e-12, abs=1e-12)
-    assert float(lambda_N) == pytest.approx(q.lambda_N, rel=1e-12)
-    assert float(a_N) == pytest.approx(q.a_N, rel=1e-12)
-    assert float(b_N) == pytest.approx(q.b_N, rel=1e-12)
-    # at the fixed point the means are exact: E_q[mu] = m_N and E_q[tau] = alpha_N / beta_N,
-    # while Var_q[mu] = Var_p[mu] (alpha_N - 1) / alpha_N is too small
+    m, s = cavi_update_mu(x, q.e_tau, model.mu0, model.kappa0)
+    a, b = cavi_update_tau(x, q.m, q.s, model.mu0, model.kappa0, model.a0, model.b0)
+    assert float(m) == pytest.approx(q.m, rel=1e-12, abs=1e-12)
+    assert float(s) == pytest.approx(q.s, rel=1e-12)
+    assert float(a) == pytest.approx(q.a, rel=1e-12)
+    assert float(b) == pytest.approx(q.b, rel=1e-12)
+    # at the fixed point the means are exact: E_q[mu] = mu_N and E_q[tau] = a_N / b_N,
+    # while Var_q[mu] = Var_p[mu] (a_N - 1) / a_N is too small
     post = model.posterior(x)
-    assert q.mu_N == pytest.approx(post.mean_mu, rel=1e-12, abs=1e-12)
+    assert q.m == pytest.approx(post.mean_mu, rel=1e-12, abs=1e-12)
     assert q.e_tau == pytest.approx(post.mean_tau, rel=1e-12)
-    assert q.var_mu == pytest.approx(post.var_mu * (post.alpha - 1) / post.alpha, rel=1e-12)
+    assert q.var_mu == pytest.approx(post.var_mu * (post.a - 1) / post.a, rel=1e-12)
     assert q.var_mu < post.var_mu and q.var_tau < post.var_tau
 
 
@@ -269,8 +268,8 @@ def test_sample_is_reproducible_and_leaves_global_rng_alone():
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"lambda0": 0.0}, ValueError, "lambda0"),
-        ({"lambda0": -1.0}, ValueError, "lambda0"),
+        ({"kappa0": 0.0}, ValueError, "kappa0"),
+        ({"kappa0": -1.0}, ValueError, "kappa0"),
         ({"a0": 0.0}, ValueError, "a0"),
         ({"b0": -2.0}, ValueError, "b0"),
         ({"b0": math.inf}, ValueError, "b0"),
@@ -317,7 +316,7 @@ def test_cavi_rejects_bad_arguments():
         model.elbo(x, NormalGamma(0.0, 1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="e_tau"):
         cavi_update_mu(x, -1.0, 0.0, 1.0)
-    with pytest.raises(ValueError, match="lambda_N"):
+    with pytest.raises(ValueError, match="s"):
         cavi_update_tau(x, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="n"):
         model.sample(0)
@@ -325,8 +324,8 @@ def test_cavi_rejects_bad_arguments():
 
 @pytest.mark.parametrize(
     "args, match",
-    [((0.0, -1.0, 1.0, 1.0), "lambda_N"), ((0.0, 1.0, 0.0, 1.0), "a_N"),
-     ((0.0, 1.0, 1.0, -3.0), "b_N"), ((math.nan, 1.0, 1.0, 1.0), "mu_N")],
+    [((0.0, -1.0, 1.0, 1.0), "s"), ((0.0, 1.0, 0.0, 1.0), "a"),
+     ((0.0, 1.0, 1.0, -3.0), "b"), ((math.nan, 1.0, 1.0, 1.0), "m")],
 )
 def test_mean_field_rejects_bad_parameters(args, match):
     with pytest.raises(ValueError, match=match):

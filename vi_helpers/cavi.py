@@ -5,7 +5,7 @@ The model is the univariate Gaussian with unknown mean :math:`\mu` and precision
 
 .. math::
     \tau\sim\mathrm{Gamma}(a_0, b_0),\qquad
-    \mu\mid\tau\sim\mathcal N\big(\mu_0, (\lambda_0\tau)^{-1}\big),\qquad
+    \mu\mid\tau\sim\mathcal N\big(\mu_0, (\kappa_0\tau)^{-1}\big),\qquad
     x_n\mid\mu,\tau\sim\mathcal N(\mu, \tau^{-1}),\ n=1..N.
 
 ``Gamma(a, b)`` has shape ``a`` and **rate** ``b`` (mean ``a/b``), as in Bishop
@@ -18,13 +18,13 @@ the mean-field approximation :math:`q(\mu,\tau)=q(\mu)\,q(\tau)` is judged.
 CAVI alternates the two optimal-factor updates (Bishop eqs. 10.26-10.30)
 
 .. math::
-    q(\mu)=\mathcal N(\mu_N,\lambda_N^{-1}),\quad
-    \mu_N=\frac{\lambda_0\mu_0+N\bar x}{\lambda_0+N},\quad
-    \lambda_N=(\lambda_0+N)\,\mathbb E[\tau]
+    q(\mu)=\mathcal N(m,s^2),\quad
+    m=\frac{\kappa_0\mu_0+N\bar x}{\kappa_0+N},\quad
+    \frac1{s^2}=(\kappa_0+N)\,\mathbb E[\tau]
 
 .. math::
-    q(\tau)=\mathrm{Gamma}(a_N,b_N),\quad a_N=a_0+\frac{N+1}{2},\quad
-    b_N=b_0+\tfrac12\,\mathbb E_{q(\mu)}\Big[\sum_n(x_n-\mu)^2+\lambda_0(\mu-\mu_0)^2\Big]
+    q(\tau)=\mathrm{Gamma}(a,b),\quad a=a_0+\frac{N+1}{2},\quad
+    b=b_0+\tfrac12\,\mathbb E_{q(\mu)}\Big[\sum_n(x_n-\mu)^2+\kappa_0(\mu-\mu_0)^2\Big]
 
 and each update cannot decrease the ELBO, which :meth:`NormalGammaModel.elbo`
 computes in closed form.
@@ -32,9 +32,11 @@ computes in closed form.
 All computations are done in float64 (the notebook checks identities to 1e-12);
 the parameters of the returned distributions are Python floats.
 
-Notation: the *exact* posterior is written :math:`\mathrm{NG}(m_N,\kappa_N,\alpha_N,\beta_N)`
-(Murphy 2007) so it is not confused with the mean-field parameters
-:math:`\mu_N,\lambda_N,a_N,b_N` (Bishop 2006).
+Notation (``docs/glossary.md``): subscript 0 for the prior, subscript N for the
+*exact* posterior :math:`\mathrm{NG}(\mu_N,\kappa_N,a_N,b_N)` (Murphy 2007), no
+subscript for the mean-field factors :math:`q(\mu)=\mathcal N(m,s^2)`,
+:math:`q(\tau)=\mathrm{Gamma}(a,b)` (Bishop 2006 writes them
+:math:`\mathcal N(\mu_N,\lambda_N^{-1})`, :math:`\mathrm{Gamma}(a_N,b_N)`).
 
 References:
     Bishop (2006), Pattern Recognition and Machine Learning, section 10.1.3.
@@ -66,6 +68,11 @@ __all__ = [
     "cavi_update_mu",
     "cavi_update_tau",
     "gamma_entropy",
+    "GMMResult",
+    "gmm_update_assignments",
+    "gmm_update_means",
+    "gmm_elbo",
+    "gmm_cavi",
 ]
 
 DTYPE = torch.float64
@@ -118,99 +125,99 @@ def gamma_entropy(a, b) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class NormalGamma:
-    r"""The Normal-Gamma distribution :math:`\mathrm{NG}(\mu,\tau\mid m,\kappa,\alpha,\beta)`.
+    r"""The Normal-Gamma distribution :math:`\mathrm{NG}(\mu,\tau\mid \mu_\star,\kappa,a,b)` (location :math:`\mu_\star`).
 
     .. math::
-        \tau\sim\mathrm{Gamma}(\alpha,\beta),\qquad \mu\mid\tau\sim\mathcal N\big(m,(\kappa\tau)^{-1}\big)
+        \tau\sim\mathrm{Gamma}(a,b),\qquad \mu\mid\tau\sim\mathcal N\big(\mu_\star,(\kappa\tau)^{-1}\big)
 
     ``mu`` and ``tau`` are *dependent*: the spread of ``mu`` shrinks as ``tau``
     grows, which a factorized ``q(mu) q(tau)`` cannot represent. Its marginals:
-    :math:`\tau\sim\mathrm{Gamma}(\alpha,\beta)` and
-    :math:`\mu\sim\mathrm{St}\big(m,\ \beta/(\alpha\kappa),\ 2\alpha\big)` (Student-t
-    with :math:`2\alpha` degrees of freedom and squared scale :math:`\beta/(\alpha\kappa)`),
-    so :math:`\mathrm{Var}[\mu]=\beta/(\kappa(\alpha-1))` for :math:`\alpha>1`.
+    :math:`\tau\sim\mathrm{Gamma}(a,b)` and
+    :math:`\mu\sim\mathrm{St}\big(\mu_\star,\ b/(a\kappa),\ 2a\big)` (Student-t
+    with :math:`2a` degrees of freedom and squared scale :math:`b/(a\kappa)`),
+    so :math:`\mathrm{Var}[\mu]=b/(\kappa(a-1))` for :math:`a>1`.
 
     Attributes:
-        m: location of ``mu``.
+        loc: location :math:`\mu_\star` of ``mu`` (its mean).
         kappa: precision multiplier of ``mu`` given ``tau`` (> 0).
-        alpha: Gamma shape of ``tau`` (> 0).
-        beta: Gamma rate of ``tau`` (> 0).
+        a: Gamma shape of ``tau`` (> 0).
+        b: Gamma rate of ``tau`` (> 0).
     """
 
-    m: float
+    loc: float
     kappa: float
-    alpha: float
-    beta: float
+    a: float
+    b: float
 
     def __post_init__(self):
-        _finite_float("m", self.m)
-        for name in ("kappa", "alpha", "beta"):
+        _finite_float("loc", self.loc)
+        for name in ("kappa", "a", "b"):
             check_positive_float(name, getattr(self, name))
 
     def log_prob(self, mu: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """Joint log-density at ``mu`` and ``tau`` (> 0), tensors of one shape -> that shape."""
         mu, tau = _mu_tau(mu, tau)
-        log_p_tau = Gamma(torch.tensor(self.alpha, dtype=DTYPE),
-                          torch.tensor(self.beta, dtype=DTYPE)).log_prob(tau)
+        log_p_tau = Gamma(torch.tensor(self.a, dtype=DTYPE),
+                          torch.tensor(self.b, dtype=DTYPE)).log_prob(tau)
         log_p_mu = (0.5 * (math.log(self.kappa) + torch.log(tau) - LOG_2PI)
-                    - 0.5 * self.kappa * tau * (mu - self.m) ** 2)
+                    - 0.5 * self.kappa * tau * (mu - self.loc) ** 2)
         return log_p_tau + log_p_mu
 
     def marginal_tau(self) -> Gamma:
-        r""":math:`p(\tau)=\mathrm{Gamma}(\alpha,\beta)`."""
-        return Gamma(torch.tensor(self.alpha, dtype=DTYPE), torch.tensor(self.beta, dtype=DTYPE))
+        r""":math:`p(\tau)=\mathrm{Gamma}(a,b)`."""
+        return Gamma(torch.tensor(self.a, dtype=DTYPE), torch.tensor(self.b, dtype=DTYPE))
 
     def marginal_mu(self) -> StudentT:
-        r""":math:`p(\mu)=\mathrm{St}(m,\beta/(\alpha\kappa),2\alpha)`, as a ``StudentT``."""
-        scale = math.sqrt(self.beta / (self.alpha * self.kappa))
-        return StudentT(torch.tensor(2.0 * self.alpha, dtype=DTYPE),
-                        torch.tensor(self.m, dtype=DTYPE), torch.tensor(scale, dtype=DTYPE))
+        r""":math:`p(\mu)=\mathrm{St}(\mu_\star,b/(a\kappa),2a)`, as a ``StudentT``."""
+        scale = math.sqrt(self.b / (self.a * self.kappa))
+        return StudentT(torch.tensor(2.0 * self.a, dtype=DTYPE),
+                        torch.tensor(self.loc, dtype=DTYPE), torch.tensor(scale, dtype=DTYPE))
 
     @property
     def mean_mu(self) -> float:
-        return self.m
+        return self.loc
 
     @property
     def var_mu(self) -> float:
-        r""":math:`\beta/(\kappa(\alpha-1))`; ``inf`` when :math:`\alpha\le 1`."""
-        return self.beta / (self.kappa * (self.alpha - 1.0)) if self.alpha > 1 else math.inf
+        r""":math:`b/(\kappa(a-1))`; ``inf`` when :math:`a\le 1`."""
+        return self.b / (self.kappa * (self.a - 1.0)) if self.a > 1 else math.inf
 
     @property
     def mean_tau(self) -> float:
-        return self.alpha / self.beta
+        return self.a / self.b
 
     @property
     def var_tau(self) -> float:
-        return self.alpha / self.beta**2
+        return self.a / self.b**2
 
 
 @dataclass(frozen=True)
 class MeanFieldNormalGamma:
-    r"""A factorized :math:`q(\mu,\tau)=\mathcal N(\mu\mid\mu_N,\lambda_N^{-1})\,\mathrm{Gamma}(\tau\mid a_N,b_N)`.
+    r"""A factorized :math:`q(\mu,\tau)=\mathcal N(\mu\mid m,s^2)\,\mathrm{Gamma}(\tau\mid a,b)`.
 
     Attributes:
-        mu_N: mean of ``q(mu)``.
-        lambda_N: precision of ``q(mu)`` (> 0).
-        a_N: shape of ``q(tau)`` (> 0).
-        b_N: rate of ``q(tau)`` (> 0).
+        m: mean of ``q(mu)``.
+        s: standard deviation of ``q(mu)`` (> 0).
+        a: shape of ``q(tau)`` (> 0).
+        b: rate of ``q(tau)`` (> 0).
     """
 
-    mu_N: float
-    lambda_N: float
-    a_N: float
-    b_N: float
+    m: float
+    s: float
+    a: float
+    b: float
 
     def __post_init__(self):
-        _finite_float("mu_N", self.mu_N)
-        for name in ("lambda_N", "a_N", "b_N"):
+        _finite_float("m", self.m)
+        for name in ("s", "a", "b"):
             check_positive_float(name, getattr(self, name))
 
     def q_mu(self) -> Normal:
-        return Normal(torch.tensor(self.mu_N, dtype=DTYPE),
-                      torch.tensor(1.0 / math.sqrt(self.lambda_N), dtype=DTYPE))
+        return Normal(torch.tensor(self.m, dtype=DTYPE),
+                      torch.tensor(self.s, dtype=DTYPE))
 
     def q_tau(self) -> Gamma:
-        return Gamma(torch.tensor(self.a_N, dtype=DTYPE), torch.tensor(self.b_N, dtype=DTYPE))
+        return Gamma(torch.tensor(self.a, dtype=DTYPE), torch.tensor(self.b, dtype=DTYPE))
 
     def log_prob(self, mu: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """``log q(mu) + log q(tau)`` for tensors of one shape -> that shape."""
@@ -219,23 +226,23 @@ class MeanFieldNormalGamma:
 
     @property
     def e_tau(self) -> float:
-        r""":math:`\mathbb E_q[\tau]=a_N/b_N`."""
-        return self.a_N / self.b_N
+        r""":math:`\mathbb E_q[\tau]=a/b`."""
+        return self.a / self.b
 
     @property
     def e_log_tau(self) -> float:
-        r""":math:`\mathbb E_q[\log\tau]=\psi(a_N)-\log b_N`."""
-        return float(torch.special.digamma(torch.tensor(self.a_N, dtype=DTYPE))) - math.log(
-            self.b_N
+        r""":math:`\mathbb E_q[\log\tau]=\psi(a)-\log b`."""
+        return float(torch.special.digamma(torch.tensor(self.a, dtype=DTYPE))) - math.log(
+            self.b
         )
 
     @property
     def var_mu(self) -> float:
-        return 1.0 / self.lambda_N
+        return self.s**2
 
     @property
     def var_tau(self) -> float:
-        return self.a_N / self.b_N**2
+        return self.a / self.b**2
 
 
 def _mu_tau(mu, tau) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,67 +278,68 @@ class CAVIResult:
 # -- the two coordinate updates -----------------------------------------------------------
 
 
-def cavi_update_mu(x: torch.Tensor, e_tau, mu0, lambda0) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Optimal :math:`q(\mu)=\mathcal N(\mu_N,\lambda_N^{-1})` given :math:`\mathbb E[\tau]` (Bishop 10.26-10.27).
+def cavi_update_mu(x: torch.Tensor, e_tau, mu0, kappa0) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Optimal :math:`q(\mu)=\mathcal N(m,s^2)` given :math:`\mathbb E[\tau]` (Bishop 10.26-10.27).
 
     .. math::
-        \mu_N=\frac{\lambda_0\mu_0+N\bar x}{\lambda_0+N},\qquad
-        \lambda_N=(\lambda_0+N)\,\mathbb E[\tau]
+        m=\frac{\kappa_0\mu_0+N\bar x}{\kappa_0+N},\qquad
+        \frac1{s^2}=(\kappa_0+N)\,\mathbb E[\tau]
 
     Args:
         x: ``(N,)`` observations.
         e_tau: :math:`\mathbb E_{q(\tau)}[\tau]` (> 0).
         mu0: prior mean of ``mu``.
-        lambda0: prior precision multiplier (> 0).
+        kappa0: prior precision multiplier (> 0).
 
     Returns:
-        ``(mu_N, lambda_N)``: 0-dim tensors of ``x``'s dtype.
+        ``(m, s)``: 0-dim tensors of ``x``'s dtype (mean and standard deviation).
     """
     check_tensor("x", x, ndim=1)
     e_tau = _positive("e_tau", e_tau)
     mu0 = _finite_float("mu0", mu0)
-    lambda0 = _positive("lambda0", lambda0)
+    kappa0 = _positive("kappa0", kappa0)
     n = x.numel()
-    mu_N = (lambda0 * mu0 + x.sum()) / (lambda0 + n)
-    lambda_N = torch.tensor((lambda0 + n) * e_tau, dtype=x.dtype)
-    return mu_N, lambda_N
+    m = (kappa0 * mu0 + x.sum()) / (kappa0 + n)
+    # precisions add: the prior's kappa0 * tau and N observations' tau each, averaged over q(tau)
+    s = torch.tensor(((kappa0 + n) * e_tau) ** -0.5, dtype=x.dtype)
+    return m, s
 
 
 def cavi_update_tau(
-    x: torch.Tensor, mu_N, lambda_N, mu0, lambda0, a0, b0
+    x: torch.Tensor, m, s, mu0, kappa0, a0, b0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Optimal :math:`q(\tau)=\mathrm{Gamma}(a_N,b_N)` given :math:`q(\mu)` (Bishop 10.29-10.30).
+    r"""Optimal :math:`q(\tau)=\mathrm{Gamma}(a,b)` given :math:`q(\mu)` (Bishop 10.29-10.30).
 
     .. math::
-        a_N=a_0+\frac{N+1}{2},\qquad
-        b_N=b_0+\frac12\Big[\sum_n(x_n-\mu_N)^2+\frac{N}{\lambda_N}
-        +\lambda_0\Big((\mu_N-\mu_0)^2+\frac1{\lambda_N}\Big)\Big]
+        a=a_0+\frac{N+1}{2},\qquad
+        b=b_0+\frac12\Big[\sum_n(x_n-m)^2+N s^2
+        +\kappa_0\Big((m-\mu_0)^2+s^2\Big)\Big]
 
-    using :math:`\mathbb E_{q(\mu)}(x_n-\mu)^2=(x_n-\mu_N)^2+\lambda_N^{-1}`. The
-    ``+1`` in :math:`a_N` comes from the prior :math:`p(\mu\mid\tau)`, which also
+    using :math:`\mathbb E_{q(\mu)}(x_n-\mu)^2=(x_n-m)^2+s^2`. The
+    ``+1`` in :math:`a` comes from the prior :math:`p(\mu\mid\tau)`, which also
     depends on :math:`\tau`.
 
     Args:
         x: ``(N,)`` observations.
-        mu_N, lambda_N: mean and precision (> 0) of the current ``q(mu)``.
-        mu0, lambda0, a0, b0: the prior's parameters.
+        m, s: mean and standard deviation (> 0) of the current ``q(mu)``.
+        mu0, kappa0, a0, b0: the prior's parameters.
 
     Returns:
-        ``(a_N, b_N)``: 0-dim tensors of ``x``'s dtype.
+        ``(a, b)``: 0-dim tensors of ``x``'s dtype.
     """
     check_tensor("x", x, ndim=1)
-    mu_N = _finite_float("mu_N", mu_N)
-    lambda_N = _positive("lambda_N", lambda_N)
+    m = _finite_float("m", m)
+    s = _positive("s", s)
     mu0 = _finite_float("mu0", mu0)
-    lambda0 = _positive("lambda0", lambda0)
+    kappa0 = _positive("kappa0", kappa0)
     a0 = _positive("a0", a0)
     b0 = _positive("b0", b0)
     n = x.numel()
-    e_sq_data = (x - mu_N).pow(2).sum() + n / lambda_N
-    e_sq_prior = (mu_N - mu0) ** 2 + 1.0 / lambda_N
-    a_N = torch.tensor(a0 + 0.5 * (n + 1), dtype=x.dtype)
-    b_N = b0 + 0.5 * (e_sq_data + lambda0 * e_sq_prior)
-    return a_N, b_N
+    e_sq_data = (x - m).pow(2).sum() + n * s**2
+    e_sq_prior = (m - mu0) ** 2 + s**2
+    a = torch.tensor(a0 + 0.5 * (n + 1), dtype=x.dtype)
+    b = b0 + 0.5 * (e_sq_data + kappa0 * e_sq_prior)
+    return a, b
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -342,28 +350,28 @@ class NormalGammaModel:
 
     .. math::
         p(x,\mu,\tau)=\prod_{n=1}^N\mathcal N(x_n\mid\mu,\tau^{-1})\;
-        \mathcal N\big(\mu\mid\mu_0,(\lambda_0\tau)^{-1}\big)\;\mathrm{Gamma}(\tau\mid a_0,b_0)
+        \mathcal N\big(\mu\mid\mu_0,(\kappa_0\tau)^{-1}\big)\;\mathrm{Gamma}(\tau\mid a_0,b_0)
 
     Args:
         mu0: prior mean of ``mu``.
-        lambda0: prior precision multiplier of ``mu`` (> 0): ``mu`` has prior
-            precision ``lambda0 * tau``.
+        kappa0: prior precision multiplier of ``mu`` (> 0): ``mu`` has prior
+            precision ``kappa0 * tau``.
         a0: prior Gamma shape of ``tau`` (> 0).
         b0: prior Gamma rate of ``tau`` (> 0).
     """
 
-    def __init__(self, mu0: float = 0.0, lambda0: float = 1.0, a0: float = 1.0, b0: float = 1.0):
+    def __init__(self, mu0: float = 0.0, kappa0: float = 1.0, a0: float = 1.0, b0: float = 1.0):
         self.mu0 = _finite_float("mu0", mu0)
-        self.lambda0 = _positive("lambda0", lambda0)
+        self.kappa0 = _positive("kappa0", kappa0)
         self.a0 = _positive("a0", a0)
         self.b0 = _positive("b0", b0)
 
     def __repr__(self) -> str:
-        return (f"NormalGammaModel(mu0={self.mu0:g}, lambda0={self.lambda0:g}, "
+        return (f"NormalGammaModel(mu0={self.mu0:g}, kappa0={self.kappa0:g}, "
                 f"a0={self.a0:g}, b0={self.b0:g})")
 
     def prior(self) -> NormalGamma:
-        return NormalGamma(self.mu0, self.lambda0, self.a0, self.b0)
+        return NormalGamma(self.mu0, self.kappa0, self.a0, self.b0)
 
     def log_joint(self, x: torch.Tensor, mu: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         r""":math:`\log p(x,\mu,\tau)` at ``mu``, ``tau`` (> 0) of one shape -> that shape (float64)."""
@@ -374,73 +382,78 @@ class NormalGammaModel:
         return log_lik + self.prior().log_prob(mu, tau)
 
     def posterior(self, x: torch.Tensor) -> NormalGamma:
-        r"""The exact posterior :math:`p(\mu,\tau\mid x)=\mathrm{NG}(m_N,\kappa_N,\alpha_N,\beta_N)`.
+        r"""The exact posterior :math:`p(\mu,\tau\mid x)=\mathrm{NG}(\mu_N,\kappa_N,a_N,b_N)`.
 
         .. math::
-            \kappa_N=\lambda_0+N,\quad m_N=\frac{\lambda_0\mu_0+N\bar x}{\kappa_N},\quad
-            \alpha_N=a_0+\frac N2,\quad
-            \beta_N=b_0+\frac12\sum_n(x_n-\bar x)^2+\frac{\lambda_0N(\bar x-\mu_0)^2}{2\kappa_N}
+            \kappa_N=\kappa_0+N,\quad \mu_N=\frac{\kappa_0\mu_0+N\bar x}{\kappa_N},\quad
+            a_N=a_0+\frac N2,\quad
+            b_N=b_0+\frac12\sum_n(x_n-\bar x)^2+\frac{\kappa_0N(\bar x-\mu_0)^2}{2\kappa_N}
+
+        Returned as a :class:`NormalGamma` with ``loc`` :math:`=\mu_N`, ``kappa``,
+        ``a``, ``b`` :math:`=\kappa_N,a_N,b_N`.
         """
         x = _check_x(x)
         n = x.numel()
         xbar = float(x.mean())
-        kappa = self.lambda0 + n
-        m = (self.lambda0 * self.mu0 + n * xbar) / kappa
-        alpha = self.a0 + 0.5 * n
-        beta = (self.b0 + 0.5 * float((x - xbar).pow(2).sum())
-                + 0.5 * self.lambda0 * n * (xbar - self.mu0) ** 2 / kappa)
-        return NormalGamma(m, kappa, alpha, beta)
+        kappa_N = self.kappa0 + n
+        mu_N = (self.kappa0 * self.mu0 + n * xbar) / kappa_N
+        a_N = self.a0 + 0.5 * n
+        b_N = (self.b0 + 0.5 * float((x - xbar).pow(2).sum())
+               + 0.5 * self.kappa0 * n * (xbar - self.mu0) ** 2 / kappa_N)
+        return NormalGamma(mu_N, kappa_N, a_N, b_N)
 
     def log_evidence(self, x: torch.Tensor) -> float:
         r"""Exact :math:`\log p(x)` in nats (a float).
 
         .. math::
-            \log p(x)=\log\Gamma(\alpha_N)-\log\Gamma(a_0)+a_0\log b_0-\alpha_N\log\beta_N
-            +\tfrac12\log\frac{\lambda_0}{\kappa_N}-\frac N2\log 2\pi
+            \log p(x)=\log\Gamma(a_N)-\log\Gamma(a_0)+a_0\log b_0-a_N\log b_N
+            +\tfrac12\log\frac{\kappa_0}{\kappa_N}-\frac N2\log 2\pi
         """
         x = _check_x(x)
         post = self.posterior(x)
-        return (math.lgamma(post.alpha) - math.lgamma(self.a0) + self.a0 * math.log(self.b0)
-                - post.alpha * math.log(post.beta) + 0.5 * math.log(self.lambda0 / post.kappa)
+        return (math.lgamma(post.a) - math.lgamma(self.a0) + self.a0 * math.log(self.b0)
+                - post.a * math.log(post.b) + 0.5 * math.log(self.kappa0 / post.kappa)
                 - 0.5 * x.numel() * LOG_2PI)
 
     def elbo(self, x: torch.Tensor, q: MeanFieldNormalGamma) -> float:
         r"""Closed-form ELBO of a factorized ``q`` (a float, nats).
 
-        With :math:`\mathbb E[\tau]=a_N/b_N`, :math:`\mathbb E[\log\tau]=\psi(a_N)-\log b_N`,
-        :math:`S=\sum_n(x_n-\mu_N)^2+N/\lambda_N` and
-        :math:`M=(\mu_N-\mu_0)^2+1/\lambda_N`:
+        With :math:`\mathbb E[\tau]=a/b`, :math:`\mathbb E[\log\tau]=\psi(a)-\log b`,
+        :math:`S=\sum_n(x_n-m)^2+Ns^2` and
+        :math:`M=(m-\mu_0)^2+s^2`:
 
         .. math::
             \mathcal L = \Big(\tfrac{N+1}{2}+a_0-1\Big)\mathbb E[\log\tau]
-            -\tfrac{N+1}{2}\log 2\pi+\tfrac12\log\lambda_0
-            -\mathbb E[\tau]\Big(b_0+\tfrac{S+\lambda_0M}{2}\Big)
+            -\tfrac{N+1}{2}\log 2\pi+\tfrac12\log\kappa_0
+            -\mathbb E[\tau]\Big(b_0+\tfrac{S+\kappa_0M}{2}\Big)
             +a_0\log b_0-\log\Gamma(a_0)
-            +\underbrace{\tfrac12\log\frac{2\pi e}{\lambda_N}}_{H[q(\mu)]}
-            +\underbrace{a_N-\log b_N+\log\Gamma(a_N)+(1-a_N)\psi(a_N)}_{H[q(\tau)]}
+            +\underbrace{\tfrac12\log(2\pi e s^2)}_{H[q(\mu)]}
+            +\underbrace{a-\log b+\log\Gamma(a)+(1-a)\psi(a)}_{H[q(\tau)]}
         """
         x = _check_x(x)
         if not isinstance(q, MeanFieldNormalGamma):
             raise TypeError(f"q must be a MeanFieldNormalGamma, got {type(q).__name__}")
         n = x.numel()
         e_tau, e_log_tau = q.e_tau, q.e_log_tau
-        s = float((x - q.mu_N).pow(2).sum()) + n / q.lambda_N
-        m = (q.mu_N - self.mu0) ** 2 + 1.0 / q.lambda_N
+        e_sq_data = float((x - q.m).pow(2).sum()) + n * q.s**2
+        e_sq_prior = (q.m - self.mu0) ** 2 + q.s**2
         e_log_joint = (
             (0.5 * (n + 1) + self.a0 - 1.0) * e_log_tau
             - 0.5 * (n + 1) * LOG_2PI
-            + 0.5 * math.log(self.lambda0)
-            - e_tau * (self.b0 + 0.5 * (s + self.lambda0 * m))
+            + 0.5 * math.log(self.kappa0)
+            - e_tau * (self.b0 + 0.5 * (e_sq_data + self.kappa0 * e_sq_prior))
             + self.a0 * math.log(self.b0)
             - math.lgamma(self.a0)
         )
-        h_mu = 0.5 * (LOG_2PI + 1.0 - math.log(q.lambda_N))
-        h_tau = float(gamma_entropy(q.a_N, q.b_N))
+        h_mu = 0.5 * (LOG_2PI + 1.0) + math.log(q.s)
+        h_tau = float(gamma_entropy(q.a, q.b))
         return e_log_joint + h_mu + h_tau
 
     def default_init(self) -> MeanFieldNormalGamma:
-        r"""The prior's moments: :math:`q(\tau)=\mathrm{Gamma}(a_0,b_0)`, :math:`q(\mu)=\mathcal N(\mu_0,(\lambda_0 a_0/b_0)^{-1})`."""
-        return MeanFieldNormalGamma(self.mu0, self.lambda0 * self.a0 / self.b0, self.a0, self.b0)
+        r"""The prior's moments: :math:`q(\tau)=\mathrm{Gamma}(a_0,b_0)`, :math:`q(\mu)=\mathcal N(\mu_0,s^2)` with :math:`1/s^2=\kappa_0 a_0/b_0`."""
+        return MeanFieldNormalGamma(
+            self.mu0, (self.kappa0 * self.a0 / self.b0) ** -0.5, self.a0, self.b0
+        )
 
     def cavi(
         self, x: torch.Tensor, n_iter: int = 20, init: MeanFieldNormalGamma | None = None
@@ -467,14 +480,14 @@ class NormalGammaModel:
         trace = [q]
         elbo = [self.elbo(x, q)]
         for _ in range(n_iter):
-            mu_N, lambda_N = cavi_update_mu(x, q.e_tau, self.mu0, self.lambda0)
-            q = MeanFieldNormalGamma(float(mu_N), float(lambda_N), q.a_N, q.b_N)
+            m, s = cavi_update_mu(x, q.e_tau, self.mu0, self.kappa0)
+            q = MeanFieldNormalGamma(float(m), float(s), q.a, q.b)
             trace.append(q)
             elbo.append(self.elbo(x, q))
-            a_N, b_N = cavi_update_tau(
-                x, q.mu_N, q.lambda_N, self.mu0, self.lambda0, self.a0, self.b0
+            a, b = cavi_update_tau(
+                x, q.m, q.s, self.mu0, self.kappa0, self.a0, self.b0
             )
-            q = MeanFieldNormalGamma(q.mu_N, q.lambda_N, float(a_N), float(b_N))
+            q = MeanFieldNormalGamma(q.m, q.s, float(a), float(b))
             trace.append(q)
             elbo.append(self.elbo(x, q))
         return CAVIResult(q=q, elbo=torch.tensor(elbo, dtype=DTYPE), trace=trace)
@@ -494,6 +507,161 @@ class NormalGammaModel:
             torch.manual_seed(seed)
             tau = float(Gamma(torch.tensor(self.a0, dtype=DTYPE),
                               torch.tensor(self.b0, dtype=DTYPE)).sample())
-            mu = self.mu0 + torch.randn((), dtype=DTYPE).item() / math.sqrt(self.lambda0 * tau)
+            mu = self.mu0 + torch.randn((), dtype=DTYPE).item() / math.sqrt(self.kappa0 * tau)
             x = mu + torch.randn(n, dtype=DTYPE) / math.sqrt(tau)
         return mu, tau, x
+
+
+# -- CAVI for a Bayesian mixture of unit-variance Gaussians (Blei et al. 2017, section 3) ------
+#
+# mu_j ~ N(0, sigma0^2) for j = 1..C, c_n ~ Categorical(1/C), x_n | c_n, mu ~ N(mu_{c_n}, 1);
+# q(mu_j) = N(m_j, s_j^2), q(c_n) = Categorical(phi_n). Shapes: x (N,), phi (N, C), m and s (C,).
+
+
+def _gmm_inputs(x, m=None, s=None, phi=None, sigma0=None):
+    """Validate the mixture's tensors (float64 copies) and sigma0 (a float)."""
+    x = _check_x(x)
+    out = [x]
+    if m is not None:
+        check_tensor("m", m, ndim=1)
+        check_tensor("s", s, ndim=1)
+        if m.shape != s.shape:
+            raise ValueError(f"m and s must have the same shape (C,), got {tuple(m.shape)} and {tuple(s.shape)}")
+        if bool((s <= 0).any()):
+            raise ValueError("s must be > 0 (standard deviations)")
+        out += [m.to(DTYPE), s.to(DTYPE)]
+    if phi is not None:
+        check_tensor("phi", phi, ndim=2)
+        if phi.shape[0] != x.numel() or (m is not None and phi.shape[1] != m.numel()):
+            raise ValueError(f"phi must have shape (N, C), got {tuple(phi.shape)}")
+        if bool((phi < 0).any()) or not torch.allclose(phi.sum(1).to(DTYPE), torch.ones((), dtype=DTYPE)):
+            raise ValueError("every row of phi must be a probability vector")
+        out.append(phi.to(DTYPE))
+    if sigma0 is not None:
+        out.append(_positive("sigma0", sigma0))
+    return out
+
+
+def gmm_update_assignments(x: torch.Tensor, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    r"""Optimal :math:`q(c_n)=\mathrm{Cat}(\varphi_n)` given the factors :math:`q(\mu_j)` (Blei et al. 2017, eq. 21).
+
+    .. math::
+        \log\varphi_{nj} = \mathbb E_{q(\mu_j)}\big[\log\mathcal N(x_n;\mu_j,1)\big] + \text{const}
+        = m_j x_n - \tfrac12\,(m_j^2+s_j^2) + \text{const}
+
+    normalized over :math:`j` with a log-sum-exp (a softmax), so far-away data do not overflow.
+
+    Args:
+        x: ``(N,)`` observations.
+        m, s: ``(C,)`` means and standard deviations (> 0) of the :math:`q(\mu_j)`.
+
+    Returns:
+        ``(N, C)`` float64 tensor :math:`\varphi`, rows summing to 1.
+    """
+    x, m, s = _gmm_inputs(x, m, s)
+    logits = x[:, None] * m[None, :] - 0.5 * (m**2 + s**2)[None, :]
+    return torch.softmax(logits, dim=1)
+
+
+def gmm_update_means(x: torch.Tensor, phi: torch.Tensor, sigma0) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Optimal :math:`q(\mu_j)=\mathcal N(m_j,s_j^2)` given the assignments (Blei et al. 2017, eqs. 25-26).
+
+    Each :math:`q(\mu_j)` is the posterior of a Gaussian mean from the data weighted by
+    :math:`\varphi_{nj}` ("soft counts"); precisions add:
+
+    .. math::
+        \frac1{s_j^2}=\frac1{\sigma_0^2}+\sum_n\varphi_{nj},\qquad
+        m_j=s_j^2\sum_n\varphi_{nj}\,x_n .
+
+    Args:
+        x: ``(N,)`` observations.
+        phi: ``(N, C)`` assignment probabilities.
+        sigma0: prior standard deviation of the component means (> 0).
+
+    Returns:
+        ``(m, s)``: two ``(C,)`` float64 tensors.
+    """
+    x, phi, sigma0 = _gmm_inputs(x, phi=phi, sigma0=sigma0)
+    precision = sigma0**-2 + phi.sum(0)
+    return (phi * x[:, None]).sum(0) / precision, precision.rsqrt()
+
+
+def gmm_elbo(x: torch.Tensor, phi: torch.Tensor, m: torch.Tensor, s: torch.Tensor, sigma0) -> torch.Tensor:
+    r"""Closed-form ELBO of the mean-field mixture posterior (a 0-dim float64 tensor, nats).
+
+    .. math::
+        \mathcal L=\sum_j\Big[-\tfrac12\log(2\pi\sigma_0^2)-\frac{m_j^2+s_j^2}{2\sigma_0^2}
+        +\tfrac12\log(2\pi e s_j^2)\Big]
+        +\sum_n\Big[-\log C+\sum_j\varphi_{nj}\Big(-\tfrac12\log2\pi-\frac{(x_n-m_j)^2+s_j^2}{2}
+        -\log\varphi_{nj}\Big)\Big]
+
+    (terms with :math:`\varphi_{nj}=0` contribute 0). Differentiable in ``phi``, ``m``, ``s``.
+    """
+    x, m, s, phi, sigma0 = _gmm_inputs(x, m, s, phi, sigma0)
+    n_components = m.numel()
+    prior = (-0.5 * math.log(2 * math.pi * sigma0**2) - (m**2 + s**2) / (2 * sigma0**2)).sum()
+    entropy_mu = (0.5 * (LOG_2PI + 1.0) + torch.log(s)).sum()
+    expected_lik = -0.5 * LOG_2PI - 0.5 * ((x[:, None] - m[None, :]) ** 2 + (s**2)[None, :])
+    entropy_c = -torch.special.xlogy(phi, phi).sum()
+    return prior + entropy_mu + (phi * expected_lik).sum() - x.numel() * math.log(n_components) + entropy_c
+
+
+@dataclass
+class GMMResult:
+    """What :func:`gmm_cavi` returns.
+
+    Attributes:
+        phi: ``(N, C)`` final assignment probabilities.
+        m, s: ``(C,)`` final means and standard deviations of the :math:`q(\\mu_j)`.
+        elbo: ``(n_updates + 1,)`` float64 tensor: the ELBO after the first assignment
+            update, then after every single update (means, assignments, means, ...).
+    """
+
+    phi: torch.Tensor
+    m: torch.Tensor
+    s: torch.Tensor
+    elbo: torch.Tensor
+
+
+def gmm_cavi(
+    x: torch.Tensor,
+    n_components: int,
+    sigma0: float,
+    *,
+    n_iter: int = 200,
+    tol: float = 1e-10,
+    generator: torch.Generator | None = None,
+) -> GMMResult:
+    r"""CAVI for the Bayesian mixture of unit-variance Gaussians (Blei et al. 2017, algorithm 2).
+
+    Initialization: the means :math:`m_j` are ``n_components`` data points drawn
+    without replacement (with ``generator``), :math:`s_j=1`. Then the sweeps
+    alternate :func:`gmm_update_assignments` and :func:`gmm_update_means`; each
+    update cannot decrease :func:`gmm_elbo`. Stops after ``n_iter`` sweeps or when
+    a sweep raises the ELBO by less than ``tol``. The ELBO has many local optima
+    (every relabelling of the components is one), so the result depends on the
+    start: run several and keep the highest ELBO.
+
+    Returns:
+        A :class:`GMMResult`.
+    """
+    x, sigma0 = _gmm_inputs(x, sigma0=sigma0)
+    n_components = check_positive_int("n_components", n_components)
+    if n_components > x.numel():
+        raise ValueError(f"n_components must be <= N = {x.numel()}, got {n_components}")
+    n_iter = check_positive_int("n_iter", n_iter)
+    tol = check_positive_float("tol", tol)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    m = x[torch.randperm(x.numel(), generator=generator)[:n_components]].clone()
+    s = torch.ones(n_components, dtype=DTYPE)
+    phi = gmm_update_assignments(x, m, s)
+    elbo = [gmm_elbo(x, phi, m, s, sigma0)]
+    for _ in range(n_iter):
+        m, s = gmm_update_means(x, phi, sigma0)
+        elbo.append(gmm_elbo(x, phi, m, s, sigma0))
+        phi = gmm_update_assignments(x, m, s)
+        elbo.append(gmm_elbo(x, phi, m, s, sigma0))
+        if elbo[-1] - elbo[-3] < tol:
+            break
+    return GMMResult(phi=phi, m=m, s=s, elbo=torch.stack(elbo))

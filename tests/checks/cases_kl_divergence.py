@@ -3,6 +3,8 @@ and typical mistakes with the hint each must get. Collected by ``test_common.py`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -82,4 +84,64 @@ MUTANTS = [
         lambda mq, lq, mp, lp: 0.5 * (lp - lq + torch.exp(lq - lp) + (mq - mp) ** 2 - 1).sum(-1),
         "divided by p's variance",
     ),
+]
+
+
+# ------------------------------------------------------------------ kl_mc and samples_for_se
+def kl_mc(log_p, m, s, eps):
+    z = m + s * eps
+    log_q = -0.5 * math.log(2 * math.pi) - torch.log(s) - 0.5 * eps**2
+    terms = log_q - log_p(z)
+    return terms.mean(), terms.std() / math.sqrt(eps.numel())
+
+
+def samples_for_se(pilot_se, pilot_n, target_se):
+    return math.ceil(pilot_n * (pilot_se / target_se) ** 2)
+
+
+def _kl_mc_with(transform_terms=None, se=None, at_eps=False, log_q=None):
+    """A kl_mc variant: terms transformed, or a different standard-error formula."""
+
+    def fn(log_p, m, s, eps):
+        z = eps if at_eps else m + s * eps
+        lq = torch.distributions.Normal(m, s).log_prob(z) if log_q is None else log_q(z, m, s)
+        terms = lq - log_p(z)
+        if transform_terms is not None:
+            terms = transform_terms(terms, z, log_p)
+        n = eps.numel()
+        return terms.mean(), (terms.std() / math.sqrt(n) if se is None else se(terms, n))
+
+    return fn
+
+
+REFERENCE.update({"kl_mc": kl_mc, "samples_for_se": samples_for_se})
+N_CASES.update({"kl_mc": 5, "samples_for_se": 4})
+ALTERNATIVES += [
+    # torch.distributions for log q, and the standard deviation normalized by S
+    (
+        "kl_mc",
+        lambda log_p, m, s, eps: (
+            lambda t: (t.mean(), t.std(unbiased=False) / eps.numel() ** 0.5)
+        )(torch.distributions.Normal(m, s).log_prob(m + s * eps) - log_p(m + s * eps)),
+    ),
+    # float arithmetic in another order, and an int from a float ceiling
+    ("samples_for_se", lambda se, n, target: int(-(-(n * se * se) // (target * target)))),
+]
+MUTANTS += [
+    ("kl_mc", "sign", _kl_mc_with(transform_terms=lambda t, z, lp: -t), "wrong sign"),
+    ("kl_mc", "se_is_sd", _kl_mc_with(se=lambda t, n: t.std()), "divided by √S"),
+    ("kl_mc", "se_over_n", _kl_mc_with(se=lambda t, n: t.std() / n), "not 1/S"),
+    ("kl_mc", "se_is_var", _kl_mc_with(se=lambda t, n: t.var() / math.sqrt(n)), "square root"),
+    ("kl_mc", "cross_entropy", _kl_mc_with(transform_terms=lambda t, z, lp: -lp(z)), "cross-entropy"),
+    (
+        "kl_mc",
+        "logq_var",
+        _kl_mc_with(log_q=lambda z, m, s: torch.distributions.Normal(m, s.sqrt()).log_prob(z)),
+        "not the variance",
+    ),
+    ("kl_mc", "at_eps", _kl_mc_with(at_eps=True), "not at eps"),
+    ("samples_for_se", "linear", lambda se, n, t: math.ceil(n * se / t), "FOUR times"),
+    ("samples_for_se", "no_pilot_n", lambda se, n, t: math.ceil((se / t) ** 2), "scale pilot_n"),
+    ("samples_for_se", "inverted", lambda se, n, t: math.ceil(n * (t / se) ** 2), "upside down"),
+    ("samples_for_se", "floor", lambda se, n, t: math.floor(n * (se / t) ** 2), "round UP"),
 ]

@@ -3,81 +3,58 @@ and typical mistakes with the hint each must get. Collected by ``test_common.py`
 
 from __future__ import annotations
 
-
-def cavi_update_mu(x, e_tau, mu0, lambda0):
-    n = x.shape[0]
-    mu_n = (lambda0 * mu0 + n * x.mean()) / (lambda0 + n)
-    lambda_n = (lambda0 + n) * e_tau
-    return mu_n, lambda_n
+import torch
 
 
-REFERENCE = {
-    "cavi_update_mu": cavi_update_mu,
-}
-N_CASES = {
-    "cavi_update_mu": 6,
-}
+def update_assignments(x, m, s):
+    logits = x[:, None] * m[None, :] - 0.5 * (m**2 + s**2)[None, :]
+    return torch.softmax(logits, dim=1)
+
+
+def best_restart(elbos, means):
+    return means[elbos.argmax()].sort().values
+
+
+def _assignments_with(logits_fn, normalize="softmax"):
+    def fn(x, m, s):
+        logits = logits_fn(x[:, None], m[None, :], s[None, :])
+        if normalize == "softmax":
+            return torch.softmax(logits, dim=1)
+        if normalize == "axis0":
+            return torch.softmax(logits, dim=0)
+        if normalize == "naive":
+            return logits.exp() / logits.exp().sum(1, keepdim=True)
+        return logits.exp()
+
+    return fn
+
+
+_RIGHT = lambda x, m, s: x * m - 0.5 * (m**2 + s**2)  # noqa: E731
+
+REFERENCE = {"update_assignments": update_assignments, "best_restart": best_restart}
+N_CASES = {"update_assignments": 5, "best_restart": 4}
 ALTERNATIVES = [
-    # numbers instead of tensors in the pair
+    # the expected log-likelihood in full (constants cancel in the normalization), log-sum-exp by hand
     (
-        "cavi_update_mu",
-        lambda x, e_tau, mu0, lambda0: (
-            float((lambda0 * mu0 + x.sum()) / (lambda0 + len(x))),
-            (lambda0 + len(x)) * e_tau,
-        ),
+        "update_assignments",
+        lambda x, m, s: (
+            lambda lp: (lp - torch.logsumexp(lp, 1, keepdim=True)).exp()
+        )(-0.5 * (x[:, None] - m[None, :]) ** 2 - 0.5 * s[None, :] ** 2),
     ),
+    ("best_restart", lambda elbos, means: torch.sort(means[torch.argmax(elbos)])[0]),
 ]
 MUTANTS = [
+    ("update_assignments", "no_variance", _assignments_with(lambda x, m, s: x * m - 0.5 * m**2), "E[μ_j²]"),
     (
-        "cavi_update_mu",
-        "prec_no_tau",
-        lambda x, e_tau, mu0, l0: (cavi_update_mu(x, e_tau, mu0, l0)[0], l0 + len(x)),
-        "scaled by E[τ]",
+        "update_assignments",
+        "variance_not_halved",
+        _assignments_with(lambda x, m, s: x * m - 0.5 * m**2 - s**2),
+        "factor ½ too",
     ),
-    (
-        "cavi_update_mu",
-        "prec_tau_data_only",
-        lambda x, e_tau, mu0, l0: (cavi_update_mu(x, e_tau, mu0, l0)[0], l0 + len(x) * e_tau),
-        "prior's term in λ_N",
-    ),
-    (
-        "cavi_update_mu",
-        "mean_xbar",
-        lambda x, e_tau, mu0, l0: ((l0 * mu0 + x.mean()) / (l0 + len(x)), (l0 + len(x)) * e_tau),
-        "N·x̄",
-    ),
-    (
-        "cavi_update_mu",
-        "mean_tau",
-        lambda x, e_tau, mu0, l0: (
-            (l0 * mu0 + e_tau * x.sum()) / (l0 + e_tau * len(x)),
-            (l0 + len(x)) * e_tau,
-        ),
-        "E[τ] cancels in μ_N",
-    ),
-    (
-        "cavi_update_mu",
-        "variance",
-        lambda x, e_tau, mu0, l0: (
-            cavi_update_mu(x, e_tau, mu0, l0)[0],
-            1 / ((l0 + len(x)) * e_tau),
-        ),
-        "not the variance",
-    ),
-    (
-        "cavi_update_mu",
-        "std",
-        lambda x, e_tau, mu0, l0: (
-            cavi_update_mu(x, e_tau, mu0, l0)[0],
-            ((l0 + len(x)) * e_tau) ** -0.5,
-        ),
-        "not the standard deviation",
-    ),
-    ("cavi_update_mu", "swapped", lambda *a: cavi_update_mu(*a)[::-1], "(mu_N, lambda_N)"),
-    (
-        "cavi_update_mu",
-        "mu0_unweighted",
-        lambda x, e_tau, mu0, l0: ((mu0 + x.sum()) / (l0 + len(x)), (l0 + len(x)) * e_tau),
-        "weighted by λ0",
-    ),
+    ("update_assignments", "wrong_axis", _assignments_with(_RIGHT, "axis0"), "not over the data"),
+    ("update_assignments", "unnormalized", _assignments_with(_RIGHT, "none"), "sums to 1"),
+    ("update_assignments", "naive_softmax", _assignments_with(_RIGHT, "naive"), "overflows"),
+    ("best_restart", "argmin", lambda e, m: m[e.argmin()].sort().values, "HIGHEST"),
+    ("best_restart", "unsorted", lambda e, m: m[e.argmax()], "label switching"),
+    ("best_restart", "average", lambda e, m: m.mean(0).sort().values, "do not average"),
 ]

@@ -155,10 +155,10 @@ def test_returning_none(name, capsys):
         ("mc_elbo", lambda *a: "0.0", "returned a str"),
         ("active_units", lambda mu, threshold=0.01: 2.5, "return an int"),
         ("active_units", lambda mu, threshold=0.01: True, "returned a bool"),
-        ("cavi_update_mu", lambda *a: REFERENCE["cavi_update_mu"](*a)[0], "return a tuple of two numbers"),
+        ("kl_mc", lambda *a: REFERENCE["kl_mc"](*a)[0], "return a tuple of two numbers"),
         (
-            "cavi_update_mu",
-            lambda *a: [*REFERENCE["cavi_update_mu"](*a), 0.0],
+            "kl_mc",
+            lambda *a: [*REFERENCE["kl_mc"](*a), 0.0],
             "returned a list of length 3: return a tuple of two numbers",
         ),
     ],

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vi_helpers import checks
+from vi_helpers.cavi import gmm_update_assignments
 from vi_helpers.checks import (
     _runner,
     evaluating_vaes,
@@ -36,11 +37,12 @@ def test_free_energy_reference_matches_conjugate_model():
     torch.testing.assert_close(ref, -model.elbo(x, m, s), rtol=1e-12, atol=1e-12)
 
 
-def test_cavi_reference_matches_bishop():
+def test_assignments_reference_matches_the_package_update():
     x = torch.tensor([1.0, 2.0, 4.5, -0.5], dtype=torch.float64)
-    mu_n, lam_n = mean_field_cavi._cavi_reference(x, 2.0, 0.5, 3.0)
-    assert math.isclose(float(mu_n), (3.0 * 0.5 + 7.0) / 7.0, rel_tol=1e-12)
-    assert math.isclose(float(lam_n), 7.0 * 2.0, rel_tol=1e-12)
+    m, s = torch.tensor([0.5, 3.0], dtype=torch.float64), torch.tensor([0.4, 1.3], dtype=torch.float64)
+    torch.testing.assert_close(
+        mean_field_cavi._assignments_reference(x, m, s), gmm_update_assignments(x, m, s)
+    )
 
 
 def test_iwae_and_kl_references_match_vi_helpers():

@@ -156,7 +156,7 @@ def _as_tensor_output(value, kind: str, expected) -> Any:
                 if isinstance(value, (tuple, list))
                 else f"a {_type_name(value)}"
             )
-            raise BadOutput(f"returned {what}: return a tuple of two numbers (mu_N, lambda_N)")
+            raise BadOutput(f"returned {what}: return a tuple of two numbers")
         return tuple(
             _as_tensor_output(v, "scalar", e) for v, e in zip(value, expected, strict=True)
         )

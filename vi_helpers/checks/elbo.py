@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Normal
+from torch.distributions import Normal, Poisson
 
 from ..models import ConjugateGaussianModel
 from ._runner import F64, Case, CheckResult, finish, gen, randn, to_f64
 
-__all__ = ['check_mc_elbo']
+__all__ = ['check_mc_elbo', 'check_log_joint_poisson', 'check_log_evidence_quadrature']
 
 def _std_normal_log_joint(z: torch.Tensor) -> torch.Tensor:
     return Normal(torch.zeros((), dtype=z.dtype), torch.ones((), dtype=z.dtype)).log_prob(z)
@@ -167,3 +167,173 @@ def check_mc_elbo(mc_elbo) -> CheckResult:
     )
 
 
+
+
+# ----------------------------------------------------------------------------- log_joint_poisson
+def _poisson_reference(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, 1) + sum_n log Poisson(x_n; e^z), from torch.distributions (float64)."""
+    prior = Normal(torch.zeros((), dtype=F64), torch.ones((), dtype=F64)).log_prob(z)
+    return prior + Poisson(z.exp()[..., None]).log_prob(x).sum(-1)
+
+
+def _poisson_mutants(z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    prior = Normal(torch.zeros((), dtype=F64), torch.ones((), dtype=F64)).log_prob(z)
+    per_point = Poisson(z.exp()[..., None]).log_prob(x)  # (S, N)
+    log_fact = torch.lgamma(x + 1.0).sum()
+    return {
+        "no_factorial": prior + per_point.sum(-1) + log_fact,
+        "no_prior": per_point.sum(-1),
+        "prior_no_const": prior + 0.5 * math.log(2 * math.pi) + per_point.sum(-1),
+        "no_sum": prior[..., None] + per_point,
+        "mean_over_n": prior + per_point.mean(-1),
+        "rate_is_z": prior + (x * z[..., None] - z[..., None] - torch.lgamma(x + 1.0)).sum(-1),
+        "prior_once_per_point": (prior[..., None] + per_point).sum(-1),
+    }
+
+
+_POISSON_HINTS = {
+    "no_factorial": (
+        "the Poisson log-probability has a −log(x_n!) term: keep it (torch.lgamma(x + 1) is log x!), "
+        "since the ELBO is compared with log p(x)."
+    ),
+    "no_prior": "log p(x, z) = log p(z) + log p(x | z): the prior log N(z; 0, 1) is missing.",
+    "prior_no_const": "keep the normalizing constant (the log 2π part) of the prior log-density.",
+    "no_sum": (
+        "you returned one value per sample AND data point: sum the log-likelihood over the N "
+        "observations, so there is one value per sample z."
+    ),
+    "mean_over_n": "the observations are independent given z: SUM their log-likelihoods, do not average them.",
+    "rate_is_z": (
+        "z is the LOG of the Poisson rate: the rate is e^z, both in x_n·log(rate) = x_n·z and in the "
+        "−rate term."
+    ),
+    "prior_once_per_point": "the prior log p(z) enters once, not once per observation.",
+}
+
+
+def check_log_joint_poisson(log_joint_poisson) -> CheckResult:
+    r"""Check ``log_joint_poisson(z, x) -> (S,)`` (notebook 02).
+
+    The model: :math:`z\sim\mathcal N(0,1)`, :math:`x_n\mid z\sim\mathrm{Poisson}(e^z)`,
+    :math:`n=1..N`. The function must return
+    :math:`\log p(x,z)=\log\mathcal N(z;0,1)+\sum_n[x_n z-e^z-\log x_n!]` for every
+    entry of ``z`` (shape ``(S,)``); ``x`` is a float ``(N,)`` tensor of counts.
+    Reference: ``torch.distributions.Poisson`` and ``Normal``.
+    """
+    g = gen(212)
+
+    def case(label, z, x):
+        z32, x32 = z.to(torch.float32), x.to(torch.float32)
+        dz, dx = to_f64(z32), to_f64(x32)
+        return Case(label, (z32, x32), _poisson_reference(dz, dx), _poisson_mutants(dz, dx))
+
+    cases = [
+        case("one count x = 2, z = 0 and z = log 2", torch.tensor([0.0, math.log(2.0)]), torch.tensor([2.0])),
+        case("five counts, 7 values of z", torch.linspace(-1.0, 2.0, 7), torch.tensor([3.0, 1.0, 4.0, 2.0, 5.0])),
+        case("all counts 0: e^z is the whole likelihood", randn(g, 4), torch.zeros(6)),
+        case(
+            "large counts (x ≈ 200, z near log 200)",
+            math.log(200.0) + 0.05 * randn(g, 5),
+            torch.tensor([190.0, 205.0, 211.0, 198.0]),
+        ),
+        case("S = 1000 samples, 12 counts", 0.5 * randn(g, 1000) + 1.0, torch.poisson(torch.full((12,), 3.0), generator=g)),
+    ]
+    return finish(
+        "log_joint_poisson",
+        log_joint_poisson,
+        cases,
+        "tensor",
+        _POISSON_HINTS,
+        "on the first failing case compare your value with the three pieces separately: the prior "
+        "log N(z; 0, 1), then x_n·z − e^z and −log x_n! for one observation.",
+    )
+
+
+# ----------------------------------------------------------------------------- log_evidence_quadrature
+def _lse_trapezoid(log_f: torch.Tensor, z_grid: torch.Tensor) -> torch.Tensor:
+    """log of the trapezoid rule for the integral of exp(log_f), by log-sum-exp (float64)."""
+    top = log_f.max()
+    return top + torch.log(torch.trapezoid((log_f - top).exp(), z_grid))
+
+
+def _quadrature_mutants(log_f: torch.Tensor, z_grid: torch.Tensor) -> dict[str, torch.Tensor]:
+    dz = z_grid.diff()
+    with torch.no_grad():
+        naive = torch.log(torch.trapezoid(log_f.exp(), z_grid))
+    return {
+        "no_lse": naive,
+        "no_log": _lse_trapezoid(log_f, z_grid).exp(),
+        "riemann": torch.logsumexp(log_f[:-1] + dz.log(), 0),
+        "no_dz": torch.logsumexp(log_f, 0),
+        "mean": torch.logsumexp(log_f, 0) - math.log(log_f.numel()),
+        "laplace_peak": log_f.max(),
+    }
+
+
+_QUADRATURE_HINTS = {
+    "no_lse": (
+        "exp(log p(x, z)) underflows to 0 (or overflows to inf) when the log joint is far from 0: "
+        "subtract its maximum before exponentiating and add it back after the log (the log-sum-exp trick)."
+    ),
+    "no_log": "return the LOG evidence, log p(x), not p(x).",
+    "riemann": (
+        "use the trapezoid rule (torch.trapezoid), not a left Riemann sum: the two differ where the "
+        "integrand is not negligible at the ends of the grid."
+    ),
+    "no_dz": "an integral is a sum weighted by the grid spacing: the spacing Δz is missing.",
+    "mean": "an integral is not an average over the grid points: weight by the spacing, do not divide by the number of points.",
+    "laplace_peak": "integrate exp(log p(x, z)) over the whole grid: its maximum alone is not the evidence.",
+}
+
+
+def check_log_evidence_quadrature(log_evidence_quadrature) -> CheckResult:
+    r"""Check ``log_evidence_quadrature(log_joint, z_grid) -> scalar`` (notebook 02).
+
+    The function must return :math:`\log\int\exp(\log p(x,z))\,dz` by the
+    trapezoid rule on ``z_grid`` (an increasing 1-D tensor, not necessarily evenly
+    spaced), computed stably (the log-sum-exp trick), so that log joints around
+    :math:`\pm 1000` nats work. References: the exact evidence of
+    :class:`~vi_helpers.models.ConjugateGaussianModel` and ``torch.trapezoid`` in float64.
+    """
+    model = ConjugateGaussianModel(0.5, 1.5, 0.8)
+    x = torch.tensor([1.2, 0.4, 2.1, 1.7, 0.9, 1.4], dtype=F64)
+
+    def conjugate(z):
+        return model.log_joint(x, z.to(F64))
+
+    def shifted(shift):
+        def log_joint(z):
+            return conjugate(z) + shift
+
+        return log_joint
+
+    def rising(z):  # exp(z) on [0, 1]: far from 0 at both ends, so the ends of the grid count
+        return z.to(F64)
+
+    def case(label, log_joint, z_grid, expected=None):
+        z32 = z_grid.to(torch.float32)
+        log_f = log_joint(to_f64(z32)).to(F64)
+        ref = _lse_trapezoid(log_f, to_f64(z32)) if expected is None else torch.tensor(expected, dtype=F64)
+        return Case(label, (log_joint, z32), ref, _quadrature_mutants(log_f, to_f64(z32)), rtol=1e-5, atol=1e-4)
+
+    grid = torch.linspace(-6.0, 8.0, 2801)
+    cases = [
+        case("standard normal density: log ∫ N(z; 0, 1) dz = 0", lambda z: -0.5 * z**2 - 0.5 * math.log(2 * math.pi),
+             torch.linspace(-10.0, 10.0, 2001), 0.0),
+        case("conjugate Gaussian model: equals the exact log p(x)", conjugate, grid,
+             float(model.log_evidence(x))),
+        case("log joint near -1000 nats (exp underflows)", shifted(-1000.0), grid),
+        case("log joint near +800 nats (exp overflows)", shifted(800.0), grid),
+        case("exp(z) on [0, 1], 11 points: the ends of the grid count", rising, torch.linspace(0.0, 1.0, 11)),
+        case("unevenly spaced grid", conjugate, torch.cat([torch.linspace(-6.0, 0.0, 301)[:-1],
+                                                          torch.linspace(0.0, 8.0, 2001)])),
+    ]
+    return finish(
+        "log_evidence_quadrature",
+        log_evidence_quadrature,
+        cases,
+        "scalar",
+        _QUADRATURE_HINTS,
+        "on the first failing case compare with torch.trapezoid applied to exp(log_joint(z_grid) − max), "
+        "then add the maximum back after the log.",
+    )

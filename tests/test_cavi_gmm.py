@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, MultivariateNormal, Normal
 
-from vi_helpers.cavi import gmm_cavi, gmm_elbo, gmm_update_assignments, gmm_update_means
+from vi_helpers.cavi_mixture import gmm_cavi, gmm_elbo, gmm_update_assignments, gmm_update_means
 
 DT = torch.float64
 

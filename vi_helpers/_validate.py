@@ -26,6 +26,8 @@ import torch
 __all__ = [
     "LOG_2PI",
     "check_decoder_model",
+    "check_finite_scalar",
+    "check_positive_scalar",
     "check_range",
     "check_in_interval",
     "VAE",
@@ -168,6 +170,20 @@ def check_nonnegative_float(name: str, value) -> float:
 def check_finite_float(name: str, value) -> float:
     """Return ``float(value)`` if it is a finite real number (bools are refused)."""
     return _real(name, value, "a finite number")
+
+
+def check_finite_scalar(name: str, value) -> float:
+    """A finite real number, or a one-element tensor holding one, as a float."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return check_finite_float(name, value)
+
+
+def check_positive_scalar(name: str, value) -> float:
+    """A finite number > 0, or a one-element tensor holding one, as a float."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return check_positive_float(name, value)
 
 
 def check_optional(check, name: str, value):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vi_helpers import checks
-from vi_helpers.cavi import gmm_update_assignments
+from vi_helpers.cavi_mixture import gmm_update_assignments
 from vi_helpers.checks import (
     _runner,
     evaluating_vaes,

@@ -84,8 +84,8 @@ class KLExplorer(ConceptExplorer):
         self._m = self._p.component_distribution.loc
         self._s = self._p.component_distribution.scale
 
-        self.mu_slider = slider("μ (q)", mu, mu_lo, mu_hi, (mu_hi - mu_lo) / 200)
-        self.sigma_slider = slider("σ (q)", sigma, sig_lo, sig_hi, (sig_hi - sig_lo) / 200)
+        self.mu_slider = slider("m (q mean)", mu, mu_lo, mu_hi, (mu_hi - mu_lo) / 200)
+        self.sigma_slider = slider("s (q std)", sigma, sig_lo, sig_hi, (sig_hi - sig_lo) / 200)
         z_lo = min(mu_lo, float((self._m - 4 * self._s).min()))
         z_hi = max(mu_hi, float((self._m + 4 * self._s).max()))
         self._z = np.linspace(z_lo, z_hi, 400)
@@ -320,7 +320,7 @@ class EstimatorVarianceExplorer(ConceptExplorer):
             continuous_update=True,
             layout=widgets.Layout(width="320px"),
         )
-        self.sigma_slider = slider("σ", sigma, sig_lo, sig_hi, (sig_hi - sig_lo) / 200)
+        self.sigma_slider = slider("s (q std)", sigma, sig_lo, sig_hi, (sig_hi - sig_lo) / 200)
         self._plot = self._histogram_plot()
         self.info = info_widget(460, lines=4)
         sliders = [self.n_slider, self.sigma_slider]

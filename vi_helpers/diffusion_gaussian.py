@@ -31,13 +31,7 @@ import math
 import torch
 
 from ._validate import check_choice, check_tensor
-from .diffusion import (
-    VARIANCES,
-    alpha_bar,
-    forward_marginal,
-    forward_posterior,
-    reverse_variance,
-)
+from .diffusion import VARIANCES, alpha_bar, reverse_variance
 from .kl import kl_full_normal
 
 __all__ = ["PRIORS", "REVERSES", "gaussian_reverse_kernels", "gaussian_data_elbo"]
@@ -95,6 +89,25 @@ def _log_normal(x: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.T
     return -0.5 * (x.shape[-1] * math.log(2 * math.pi) + logdet + y.pow(2).sum(dim=0))
 
 
+def _expected_step_kls(x0, x_bar, p_mean, a_mat, sigma, alpha) -> torch.Tensor:
+    """E over x_t ~ q(x_t|x0) of KL(q(x_{t-1}|x_t,x0) || N(A_t x_t + b_t, S_t)), t = 2..T: (B, T - 1)."""
+    a_bar = alpha_bar(alpha)
+    n, d = x0.shape
+    eye = torch.eye(d, dtype=x0.dtype)
+    a_t, prev, now = alpha[1:], a_bar[1:-1], a_bar[2:]
+    coef_x0 = (prev.sqrt() * (1.0 - a_t) / (1.0 - now))[:, None, None]
+    coef_xt = a_t.sqrt() * (1.0 - prev) / (1.0 - now)
+    q_var = (1.0 - prev) * (1.0 - a_t) / (1.0 - now)
+    q_mean = coef_x0 * x0 + coef_xt[:, None, None] * x_bar[1:]  # tilde mu_t at x_t = x_bar
+    q_cov = (q_var[:, None, None] * eye).unsqueeze(1).expand(-1, n, d, d)
+    s_t = sigma[1:].unsqueeze(1).expand_as(q_cov)
+    # the mean difference (c_t I - A_t) x_t + ... varies with x_t: its spread adds a trace
+    m_diff = coef_xt[:, None, None] * eye - a_mat[1:]
+    spread = torch.diagonal(torch.linalg.solve(sigma[1:], m_diff @ m_diff.mT), 0, -2, -1).sum(-1)
+    kl = kl_full_normal(q_mean, q_cov, p_mean[1:], s_t) + 0.5 * ((1.0 - now) * spread)[:, None]
+    return kl.T
+
+
 #: Choices of :func:`gaussian_data_elbo`.
 PRIORS = ("marginal", "standard", "learned_mean")
 REVERSES = ("optimal", *VARIANCES)
@@ -140,34 +153,26 @@ def gaussian_data_elbo(x0: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor,
     _check_gaussian(mean, cov)
     check_tensor("x0", x0, ndim=2, last_dim=mean.shape[0])
     a_mat, b, sigma = gaussian_reverse_kernels(mean, cov, alpha)
-    n_steps, d = alpha.shape[0], mean.shape[0]
-    a_bar = alpha_bar(alpha).to(x0.dtype)
-    eye = torch.eye(d, dtype=x0.dtype)
+    alpha = alpha.to(x0.dtype)
+    a_bar = alpha_bar(alpha)
+    eye = torch.eye(mean.shape[0], dtype=x0.dtype)
     if reverse != "optimal":
-        sigma = reverse_variance(alpha, reverse).to(x0.dtype)[:, None, None] * eye
-    kls = []
-    for t in range(1, n_steps + 1):
-        x_bar, _ = forward_marginal(x0, t, alpha)
-        a_t, s_t = a_mat[t - 1], sigma[t - 1]
-        p_mean = x_bar @ a_t.T + b[t - 1]
-        if t == 1:
-            spread = torch.trace(torch.linalg.solve(s_t, a_t @ a_t.T))
-            log_lik = _log_normal(x0, p_mean, s_t) - 0.5 * (1.0 - a_bar[1]) * spread
-            continue
-        q_mean, q_var = forward_posterior(x0, x_bar, t, alpha)
-        coef_xt = float(alpha[t - 1].sqrt() * (1 - a_bar[t - 1]) / (1 - a_bar[t]))
-        m_diff = coef_xt * eye - a_t
-        spread = torch.trace(torch.linalg.solve(s_t, m_diff @ m_diff.T))
-        q_cov = torch.diag_embed(q_var)
-        kl = kl_full_normal(q_mean, q_cov, p_mean, s_t.expand_as(q_cov))
-        kls.append(kl + 0.5 * (1.0 - a_bar[t]) * spread)
-    x_bar, var_t = forward_marginal(x0, n_steps, alpha)
+        sigma = reverse_variance(alpha, reverse)[:, None, None] * eye
+    # all steps at once: x_bar[t - 1] = E[x_t | x0] = sqrt(a_bar_t) x0, shape (T, B, D)
+    x_bar = a_bar[1:, None, None].sqrt() * x0
+    p_mean = torch.einsum("tij,tbj->tbi", a_mat, x_bar) + b[:, None, :]
+    spread = torch.diagonal(torch.linalg.solve(sigma[0], a_mat[0] @ a_mat[0].T)).sum()
+    log_lik = _log_normal(x0, p_mean[0], sigma[0]) - 0.5 * (1.0 - a_bar[1]) * spread
+    if alpha.shape[0] > 1:
+        kl_steps = _expected_step_kls(x0, x_bar, p_mean, a_mat, sigma, alpha)
+    else:
+        kl_steps = x0.new_zeros(x0.shape[0], 0)
     m_top = a_bar[-1].sqrt() * mean
     c_top = a_bar[-1] * cov + (1.0 - a_bar[-1]) * eye
-    p_mean, p_cov = {"marginal": (m_top, c_top), "standard": (0.0 * mean, eye),
-                     "learned_mean": (m_top, eye)}[prior]
-    q_cov = torch.diag_embed(var_t)
-    prior_kl = kl_full_normal(x_bar, q_cov, p_mean.expand_as(x_bar), p_cov.expand_as(q_cov))
-    kl_steps = torch.stack(kls, dim=-1) if kls else x0.new_zeros(x0.shape[0], 0)
+    p_mean_top, p_cov = {"marginal": (m_top, c_top), "standard": (0.0 * mean, eye),
+                         "learned_mean": (m_top, eye)}[prior]
+    q_cov_top = ((1.0 - a_bar[-1]) * eye).expand(x0.shape[0], *eye.shape)
+    prior_kl = kl_full_normal(x_bar[-1], q_cov_top, p_mean_top.expand_as(x0),
+                              p_cov.expand_as(q_cov_top))
     terms = {"prior": prior_kl, "kl": kl_steps, "log_lik": log_lik}
     return log_lik - prior_kl - kl_steps.sum(dim=-1), terms

@@ -43,6 +43,7 @@ and into that module's ``__all__``; this package re-exports it.
 """
 
 from ._runner import NOT_ATTEMPTED_MESSAGE, STATUSES, CheckResult
+from .diffusion import check_reverse_mean_from_eps, check_variance_cost
 from .elbo import check_mc_elbo
 from .evaluating_vaes import check_iwae_bound
 from .free_energy import check_free_energy_conjugate
@@ -67,4 +68,6 @@ __all__ = [
     "check_active_units",
     "check_iwae_bound",
     "check_free_energy_conjugate",
+    "check_reverse_mean_from_eps",
+    "check_variance_cost",
 ]

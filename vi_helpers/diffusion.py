@@ -46,7 +46,7 @@ is a constant plus a weighted :math:`\varepsilon`-error, :math:`L_{t-1}=Dc_t+w_t
 and the *simplified loss* of Ho et al. is the same sum with all :math:`w_t`
 replaced by one and the constants dropped.
 
-Exact case (:func:`gaussian_reverse_kernels`, :func:`gaussian_data_elbo`): for
+The exact case lives in :mod:`vi_helpers.diffusion_gaussian`: for
 data :math:`x_0\sim\mathcal N(m,C)` every :math:`q(x_{t-1}\mid x_t)` is Gaussian;
 with those reverse kernels and :math:`p(x_T)=q(x_T)` the ELBO equals
 :math:`\log p(x_0)` for every :math:`x_0`.

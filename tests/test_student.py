@@ -47,6 +47,8 @@ CONTRACT = {
     "07": ["active_units"],
     "08": ["iwae_bound"],
     "09": ["free_energy_conjugate"],
+    "11": ["free_bits_kl", "collapse_experiment"],
+    "12": ["reverse_mean_from_eps", "variance_cost"],
 }
 
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"

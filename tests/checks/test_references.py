@@ -94,3 +94,23 @@ def test_numbers_are_rounded_and_never_negative_zero():
     assert np.isclose(float(_runner.fmt(torch.tensor(2 / 3))), 0.6667)
 
 
+
+
+def test_diffusion_references_match_independent_routes():
+    from vi_helpers import diffusion as df
+    from vi_helpers.checks import diffusion as checks_diffusion
+    from vi_helpers.diffusion_gaussian import gaussian_data_elbo
+
+    g = torch.Generator().manual_seed(12)
+    x_t, eps = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    ref = checks_diffusion._reverse_mean_reference(x_t, eps, 0.95, 0.4)
+    torch.testing.assert_close(ref, (x_t - 0.05 / math.sqrt(0.6) * eps) / math.sqrt(0.95))
+    mean = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    cov = torch.tensor([[0.4, 0.1], [0.1, 0.2]], dtype=torch.float64)
+    alpha = df.noise_schedule(30, "linear")
+    x0 = mean + torch.randn(100_000, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov).T
+    for variance in df.VARIANCES:
+        elbo, _ = gaussian_data_elbo(x0, mean, cov, alpha, reverse=variance)
+        gap = torch.distributions.MultivariateNormal(mean, cov).log_prob(x0) - elbo
+        expected = checks_diffusion._covariance_kls(mean, cov, alpha, variance)
+        assert abs(float(gap.mean() - expected)) < 4 * float(gap.std()) / math.sqrt(len(gap))

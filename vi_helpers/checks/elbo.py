@@ -82,6 +82,76 @@ _MC_ELBO_HINTS = {
 }
 
 
+def _mc_elbo_case(label, log_joint, mu, sigma, eps, expected=None, rtol=1e-4, atol=1e-4):
+    mu32 = torch.tensor(float(mu))
+    sigma32 = torch.tensor(float(sigma))
+    eps32 = eps.to(torch.float32)
+    dmu, dsigma, deps = to_f64(mu32), to_f64(sigma32), to_f64(eps32)
+    z = dmu + dsigma * deps
+    ref = (log_joint(z) - Normal(dmu, dsigma).log_prob(z)).mean()
+    if expected is not None:
+        ref = expected
+    return Case(
+        label,
+        (log_joint, mu32, sigma32, eps32),
+        ref,
+        _mc_elbo_mutants(log_joint, dmu, dsigma, deps),
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+def _mc_elbo_cases() -> list[Case]:
+    """The six cases of :func:`check_mc_elbo`, with their references and mutants."""
+    g = gen(202)
+    model = ConjugateGaussianModel(0.5, 1.5, 0.8)
+    x = torch.tensor([1.2, 0.4, 2.1, 1.7, 0.9, 1.4])
+    post = model.posterior(x.to(F64))
+    far_model = ConjugateGaussianModel(48.0, 5.0, 2.0)
+    x_far = 50.0 + 2.0 * randn(g, 5)
+
+    cases = [
+        _mc_elbo_case(
+            "q equals the normalized target N(0, 1): ELBO = 0",
+            _std_normal_log_joint,
+            0.0,
+            1.0,
+            randn(g, 8),
+        ),
+        _mc_elbo_case(
+            "q = exact posterior of a conjugate model: ELBO = log p(x)",
+            _conjugate_log_joint(model, x),
+            float(post.mean),
+            float(post.stddev),
+            randn(g, 4),
+            expected=model.log_evidence(x.to(F64)),
+        ),
+        _mc_elbo_case(
+            "conjugate model, q away from the posterior, S = 16",
+            _conjugate_log_joint(model, x),
+            1.3,
+            0.4,
+            randn(g, 16),
+        ),
+        _mc_elbo_case("a single sample (S = 1)", _conjugate_log_joint(model, x), 0.2, 1.1, randn(g, 1)),
+        _mc_elbo_case(
+            "non-Gaussian target, narrow q, S = 2000",
+            _quartic_log_joint,
+            0.8,
+            0.05,
+            randn(g, 2000),
+        ),
+        _mc_elbo_case(
+            "data far from zero (mu = 50, sigma = 3)",
+            _conjugate_log_joint(far_model, x_far),
+            50.0,
+            3.0,
+            randn(g, 10),
+        ),
+    ]
+    return cases
+
+
 def check_mc_elbo(mc_elbo) -> CheckResult:
     r"""Check ``mc_elbo(log_joint, mu, sigma, eps) -> scalar`` (notebook 02).
 
@@ -91,70 +161,7 @@ def check_mc_elbo(mc_elbo) -> CheckResult:
     ``torch.distributions.Normal.log_prob``, and the exact evidence of a conjugate
     model when ``q`` is its posterior (then every sample gives ``log p(x)``).
     """
-    g = gen(202)
-    model = ConjugateGaussianModel(0.5, 1.5, 0.8)
-    x = torch.tensor([1.2, 0.4, 2.1, 1.7, 0.9, 1.4])
-    post = model.posterior(x.to(F64))
-    far_model = ConjugateGaussianModel(48.0, 5.0, 2.0)
-    x_far = 50.0 + 2.0 * randn(g, 5)
-
-    def case(label, log_joint, mu, sigma, eps, expected=None, rtol=1e-4, atol=1e-4):
-        mu32 = torch.tensor(float(mu))
-        sigma32 = torch.tensor(float(sigma))
-        eps32 = eps.to(torch.float32)
-        dmu, dsigma, deps = to_f64(mu32), to_f64(sigma32), to_f64(eps32)
-        z = dmu + dsigma * deps
-        ref = (log_joint(z) - Normal(dmu, dsigma).log_prob(z)).mean()
-        if expected is not None:
-            ref = expected
-        return Case(
-            label,
-            (log_joint, mu32, sigma32, eps32),
-            ref,
-            _mc_elbo_mutants(log_joint, dmu, dsigma, deps),
-            rtol=rtol,
-            atol=atol,
-        )
-
-    cases = [
-        case(
-            "q equals the normalized target N(0, 1): ELBO = 0",
-            _std_normal_log_joint,
-            0.0,
-            1.0,
-            randn(g, 8),
-        ),
-        case(
-            "q = exact posterior of a conjugate model: ELBO = log p(x)",
-            _conjugate_log_joint(model, x),
-            float(post.mean),
-            float(post.stddev),
-            randn(g, 4),
-            expected=model.log_evidence(x.to(F64)),
-        ),
-        case(
-            "conjugate model, q away from the posterior, S = 16",
-            _conjugate_log_joint(model, x),
-            1.3,
-            0.4,
-            randn(g, 16),
-        ),
-        case("a single sample (S = 1)", _conjugate_log_joint(model, x), 0.2, 1.1, randn(g, 1)),
-        case(
-            "non-Gaussian target, narrow q, S = 2000",
-            _quartic_log_joint,
-            0.8,
-            0.05,
-            randn(g, 2000),
-        ),
-        case(
-            "data far from zero (mu = 50, sigma = 3)",
-            _conjugate_log_joint(far_model, x_far),
-            50.0,
-            3.0,
-            randn(g, 10),
-        ),
-    ]
+    cases = _mc_elbo_cases()
     return finish(
         "mc_elbo",
         mc_elbo,

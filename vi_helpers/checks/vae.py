@@ -81,6 +81,74 @@ _VAE_HINTS = {
 }
 
 
+def _vae_loss_case(label, x, logits, mu, log_var):
+    a = tuple(t.to(torch.float32) for t in (x, logits, mu, log_var))
+    d = tuple(to_f64(t) for t in a)
+    return Case(
+        label,
+        a,
+        _vae_loss_reference(*d),
+        _vae_loss_mutants(*d, a[0], a[1]),
+    )
+
+
+def _vae_loss_cases() -> list[Case]:
+    """The cases of :func:`check_vae_loss_bernoulli`, with their references and mutants."""
+    g = gen(606)
+
+    def binary(*shape):
+        return (rand(g, *shape) < 0.4).float()
+
+    confident_x = binary(3, 10)
+    confident_logits = 40.0 * (2 * confident_x - 1)
+    confident_logits[:, 0] *= -1  # one confidently wrong pixel per example: costs 40 nats
+    cases = [
+        _vae_loss_case(
+            "logits = 0, mu = 0, log_var = 0: log 2 per pixel, KL = 0",
+            binary(2, 5),
+            torch.zeros(2, 5),
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+        ),
+        _vae_loss_case(
+            "random batch B = 8, D = 12, L = 3",
+            binary(8, 12),
+            2 * randn(g, 8, 12),
+            randn(g, 8, 3),
+            0.5 * randn(g, 8, 3),
+        ),
+        _vae_loss_case(
+            "grey-level x in [0, 1]",
+            rand(g, 4, 6),
+            2 * randn(g, 4, 6),
+            randn(g, 4, 2),
+            0.5 * randn(g, 4, 2),
+        ),
+        _vae_loss_case(
+            "a single example (B = 1)",
+            binary(1, 7),
+            randn(g, 1, 7),
+            randn(g, 1, 2),
+            0.3 * randn(g, 1, 2),
+        ),
+        _vae_loss_case(
+            "confident logits (±40): needs a stable BCE",
+            confident_x,
+            confident_logits,
+            randn(g, 3, 2),
+            0.3 * randn(g, 3, 2),
+        ),
+        _vae_loss_case(
+            "large KL: mu ≈ ±5, log_var in [-4, 3]",
+            binary(4, 8),
+            randn(g, 4, 8),
+            5.0 * randn(g, 4, 3),
+            -4.0 + 7.0 * rand(g, 4, 3),
+        ),
+    ]
+    return cases
+
+
 def check_vae_loss_bernoulli(vae_loss_bernoulli) -> CheckResult:
     r"""Check ``vae_loss_bernoulli(x, logits, mu, log_var) -> scalar`` (notebook 05).
 
@@ -91,68 +159,7 @@ def check_vae_loss_bernoulli(vae_loss_bernoulli) -> CheckResult:
     ``mu, log_var: (B, L)``. Reference: ``Bernoulli(logits=...).log_prob`` and
     ``kl_divergence`` from ``torch.distributions``.
     """
-    g = gen(606)
-
-    def case(label, x, logits, mu, log_var):
-        a = tuple(t.to(torch.float32) for t in (x, logits, mu, log_var))
-        d = tuple(to_f64(t) for t in a)
-        return Case(
-            label,
-            a,
-            _vae_loss_reference(*d),
-            _vae_loss_mutants(*d, a[0], a[1]),
-        )
-
-    def binary(*shape):
-        return (rand(g, *shape) < 0.4).float()
-
-    confident_x = binary(3, 10)
-    confident_logits = 40.0 * (2 * confident_x - 1)
-    confident_logits[:, 0] *= -1  # one confidently wrong pixel per example: costs 40 nats
-    cases = [
-        case(
-            "logits = 0, mu = 0, log_var = 0: log 2 per pixel, KL = 0",
-            binary(2, 5),
-            torch.zeros(2, 5),
-            torch.zeros(2, 3),
-            torch.zeros(2, 3),
-        ),
-        case(
-            "random batch B = 8, D = 12, L = 3",
-            binary(8, 12),
-            2 * randn(g, 8, 12),
-            randn(g, 8, 3),
-            0.5 * randn(g, 8, 3),
-        ),
-        case(
-            "grey-level x in [0, 1]",
-            rand(g, 4, 6),
-            2 * randn(g, 4, 6),
-            randn(g, 4, 2),
-            0.5 * randn(g, 4, 2),
-        ),
-        case(
-            "a single example (B = 1)",
-            binary(1, 7),
-            randn(g, 1, 7),
-            randn(g, 1, 2),
-            0.3 * randn(g, 1, 2),
-        ),
-        case(
-            "confident logits (±40): needs a stable BCE",
-            confident_x,
-            confident_logits,
-            randn(g, 3, 2),
-            0.3 * randn(g, 3, 2),
-        ),
-        case(
-            "large KL: mu ≈ ±5, log_var in [-4, 3]",
-            binary(4, 8),
-            randn(g, 4, 8),
-            5.0 * randn(g, 4, 3),
-            -4.0 + 7.0 * rand(g, 4, 3),
-        ),
-    ]
+    cases = _vae_loss_cases()
     return finish(
         "vae_loss_bernoulli",
         vae_loss_bernoulli,

@@ -50,6 +50,7 @@ from .gradient_estimators import check_reparameterize, check_score_function_grad
 from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
+from .normalizing_flows import check_banana_kl, check_radial_log_det
 from .training_pathologies import check_active_units
 from .vae import check_vae_loss_bernoulli
 
@@ -67,4 +68,6 @@ __all__ = [
     "check_active_units",
     "check_iwae_bound",
     "check_free_energy_conjugate",
+    "check_radial_log_det",
+    "check_banana_kl",
 ]

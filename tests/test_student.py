@@ -47,6 +47,7 @@ CONTRACT = {
     "07": ["active_units"],
     "08": ["iwae_bound"],
     "09": ["free_energy_conjugate"],
+    "10": ["radial_log_det", "banana_kl"],
 }
 
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"

@@ -47,6 +47,7 @@ CONTRACT = {
     "07": ["active_units"],
     "08": ["iwae_bound"],
     "09": ["free_energy_conjugate"],
+    "10": ["radial_log_det", "banana_kl"],
     "11": ["free_bits_kl", "collapse_experiment"],
     "12": ["reverse_mean_from_eps", "variance_cost"],
 }

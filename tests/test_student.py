@@ -41,7 +41,7 @@ CONTRACT = {
     "01": ["kl_diag_gaussian"],
     "02": ["mc_elbo"],
     "03": ["cavi_update_mu"],
-    "04": ["score_function_grad_mu", "reparameterize"],
+    "04": ["score_function_grad_mu", "reparameterize", "stl_gradient", "estimator_variances"],
     "05": ["vae_loss_bernoulli"],
     "06": ["slerp"],
     "07": ["active_units"],

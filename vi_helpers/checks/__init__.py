@@ -46,7 +46,12 @@ from ._runner import NOT_ATTEMPTED_MESSAGE, STATUSES, CheckResult
 from .elbo import check_mc_elbo
 from .evaluating_vaes import check_iwae_bound
 from .free_energy import check_free_energy_conjugate
-from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
+from .gradient_estimators import (
+    check_estimator_variances,
+    check_reparameterize,
+    check_score_function_grad_mu,
+    check_stl_gradient,
+)
 from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
@@ -62,6 +67,8 @@ __all__ = [
     "check_cavi_update_mu",
     "check_score_function_grad_mu",
     "check_reparameterize",
+    "check_stl_gradient",
+    "check_estimator_variances",
     "check_vae_loss_bernoulli",
     "check_slerp",
     "check_active_units",

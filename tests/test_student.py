@@ -42,7 +42,7 @@ CONTRACT = {
     "02": ["mc_elbo"],
     "03": ["cavi_update_mu"],
     "04": ["score_function_grad_mu", "reparameterize", "stl_gradient", "estimator_variances"],
-    "05": ["vae_loss_bernoulli"],
+    "05": ["vae_loss_bernoulli", "train_vae"],
     "06": ["slerp"],
     "07": ["active_units"],
     "08": ["iwae_bound"],

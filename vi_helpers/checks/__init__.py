@@ -56,7 +56,7 @@ from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
 from .training_pathologies import check_active_units
-from .vae import check_vae_loss_bernoulli
+from .vae import check_train_vae, check_vae_loss_bernoulli
 
 __all__ = [
     "CheckResult",
@@ -70,6 +70,7 @@ __all__ = [
     "check_stl_gradient",
     "check_estimator_variances",
     "check_vae_loss_bernoulli",
+    "check_train_vae",
     "check_slerp",
     "check_active_units",
     "check_iwae_bound",

@@ -43,7 +43,7 @@ CONTRACT = {
     "03": ["cavi_update_mu"],
     "04": ["score_function_grad_mu", "reparameterize", "stl_gradient", "estimator_variances"],
     "05": ["vae_loss_bernoulli", "train_vae"],
-    "06": ["slerp"],
+    "06": ["slerp", "latent_size_sweep"],
     "07": ["active_units"],
     "08": ["iwae_bound"],
     "09": ["free_energy_conjugate"],

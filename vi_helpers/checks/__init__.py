@@ -53,7 +53,7 @@ from .gradient_estimators import (
     check_stl_gradient,
 )
 from .kl_divergence import check_kl_diag_gaussian
-from .latent_space import check_slerp
+from .latent_space import check_latent_size_sweep, check_slerp
 from .mean_field_cavi import check_cavi_update_mu
 from .training_pathologies import check_active_units
 from .vae import check_train_vae, check_vae_loss_bernoulli
@@ -72,6 +72,7 @@ __all__ = [
     "check_vae_loss_bernoulli",
     "check_train_vae",
     "check_slerp",
+    "check_latent_size_sweep",
     "check_active_units",
     "check_iwae_bound",
     "check_free_energy_conjugate",

@@ -8,9 +8,8 @@ import pytest
 import torch
 from helpers import DT
 
+from vi_helpers.bbvi import GaussianVIResult, fit_gaussian_vi
 from vi_helpers.estimators import (
-    GaussianVIResult,
-    fit_gaussian_vi,
     pathwise_gradient,
     score_function_gradient,
     true_gradient_quadratic,

@@ -26,6 +26,8 @@ import torch
 __all__ = [
     "LOG_2PI",
     "check_decoder_model",
+    "check_function_values",
+    "NonFiniteValuesError",
     "check_finite_scalar",
     "check_positive_scalar",
     "check_range",
@@ -184,6 +186,24 @@ def check_positive_scalar(name: str, value) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     return check_positive_float(name, value)
+
+
+class NonFiniteValuesError(ValueError):
+    """A user function returned NaN/inf (black-box VI reports it as divergence)."""
+
+
+def check_function_values(fz, n_samples: int, z: torch.Tensor, name: str) -> torch.Tensor:
+    """``fz = name(z)`` must be a finite ``(S,)`` tensor, one value per sample row of ``z``."""
+    if not isinstance(fz, torch.Tensor):
+        raise TypeError(f"{name} must return a torch.Tensor, got {type(fz).__name__}")
+    if tuple(fz.shape) != (n_samples,):
+        raise ValueError(
+            f"{name} must return shape (S,) = ({n_samples},), one value per sample, for z of "
+            f"shape {tuple(z.shape)}; got {tuple(fz.shape)}"
+        )
+    if not bool(torch.isfinite(fz).all()):
+        raise NonFiniteValuesError(f"{name} returned NaN or infinite values")
+    return fz
 
 
 def check_optional(check, name: str, value):

@@ -1,4 +1,4 @@
-r"""Monte Carlo gradient estimators, and black-box VI with a diagonal Gaussian.
+r"""Monte Carlo gradient estimators: score function, pathwise, sticking the landing.
 
 The problem: estimate the gradient of an expectation with respect to the
 parameters of the distribution it is taken under,
@@ -34,23 +34,22 @@ References:
     Williams (1992), Simple statistical gradient-following algorithms (REINFORCE).
     Kingma & Welling (2014), Auto-Encoding Variational Bayes.
     Ranganath, Gerrish & Blei (2014), Black Box Variational Inference.
-    Kucukelbir et al. (2017), Automatic Differentiation Variational Inference.
+    Roeder, Wu & Duvenaud (2017), Sticking the Landing.
+
+Black-box VI built on these estimators is in :mod:`vi_helpers.bbvi`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
 
 import torch
 
 from ._validate import (
-    LOG_2PI,
     as_elementwise_tensors,
+    check_function_values,
     check_generator,
-    check_nonnegative_int,
-    check_positive_float,
     check_positive_int,
     check_same_shape,
     check_tensor,
@@ -62,13 +61,9 @@ __all__ = [
     "true_gradient_quadratic",
     "variance_score_function_quadratic",
     "variance_pathwise_quadratic",
-    "fit_gaussian_vi",
-    "GaussianVIResult",
-    "ESTIMATORS",
+    "score_function_terms",
+    "pathwise_terms",
 ]
-
-#: Estimator names understood by :func:`fit_gaussian_vi`.
-ESTIMATORS = ("pathwise", "score")
 
 
 # -- shared checks ----------------------------------------------------------------------
@@ -93,23 +88,6 @@ def _noise(mu: torch.Tensor, n_samples: int, generator) -> torch.Tensor:
     )
 
 
-class _NonFiniteError(ValueError):
-    """``f`` returned NaN/inf (a ValueError; :func:`fit_gaussian_vi` reports it as divergence)."""
-
-
-def _check_f_output(fz, n_samples: int, z: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(fz, torch.Tensor):
-        raise TypeError(f"{name} must return a torch.Tensor, got {type(fz).__name__}")
-    if tuple(fz.shape) != (n_samples,):
-        raise ValueError(
-            f"{name} must return shape (S,) = ({n_samples},), one value per sample, for z of "
-            f"shape {tuple(z.shape)}; got {tuple(fz.shape)}"
-        )
-    if not bool(torch.isfinite(fz).all()):
-        raise _NonFiniteError(f"{name} returned NaN or infinite values")
-    return fz
-
-
 def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """View ``(S,)`` as ``(S, 1, ..., 1)`` so it multiplies ``(S, *mu.shape)`` row by row."""
     return values.reshape(values.shape[0], *([1] * (like.dim() - 1)))
@@ -118,13 +96,13 @@ def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 # -- score function ---------------------------------------------------------------------
 
 
-def _score_terms(f, mu, sigma, n_samples, baseline, generator, name="f"):
+def score_function_terms(f, mu, sigma, n_samples, baseline, generator, name="f"):
     """Score-function single-sample gradients and the values ``f(z_s)``."""
     mu, sigma = mu.detach(), sigma.detach()
     eps = _noise(mu, n_samples, generator)
     z = mu + sigma * eps
     with torch.no_grad():  # the estimator needs values of f only
-        fz = _check_f_output(f(z), n_samples, z, name)
+        fz = check_function_values(f(z), n_samples, z, name)
     if baseline is None:
         weight = fz
     elif isinstance(baseline, str):
@@ -194,20 +172,20 @@ def score_function_gradient(
         sample. Their mean over dim 0 is the Monte Carlo gradient.
     """
     n_samples = _check_params(f, mu, sigma, n_samples, generator)
-    grad_mu, grad_sigma, _ = _score_terms(f, mu, sigma, n_samples, baseline, generator)
+    grad_mu, grad_sigma, _ = score_function_terms(f, mu, sigma, n_samples, baseline, generator)
     return grad_mu, grad_sigma
 
 
 # -- pathwise ---------------------------------------------------------------------------
 
 
-def _pathwise_terms(f, mu, sigma, n_samples, generator, name="f"):
+def pathwise_terms(f, mu, sigma, n_samples, generator, name="f"):
     """Pathwise single-sample gradients and the values ``f(z_s)``."""
     mu, sigma = mu.detach(), sigma.detach()
     eps = _noise(mu, n_samples, generator)
     z = (mu + sigma * eps).requires_grad_(True)
     with torch.enable_grad():  # works inside a caller's torch.no_grad() too
-        fz = _check_f_output(f(z), n_samples, z, name)
+        fz = check_function_values(f(z), n_samples, z, name)
         if not fz.requires_grad:
             raise ValueError(
                 f"{name}(z) does not depend on z through differentiable torch operations; "
@@ -256,7 +234,7 @@ def pathwise_gradient(
         ValueError: ``f``'s output does not depend differentiably on ``z``.
     """
     n_samples = _check_params(f, mu, sigma, n_samples, generator)
-    grad_mu, grad_sigma, _ = _pathwise_terms(f, mu, sigma, n_samples, generator)
+    grad_mu, grad_sigma, _ = pathwise_terms(f, mu, sigma, n_samples, generator)
     return grad_mu, grad_sigma
 
 
@@ -333,140 +311,120 @@ def variance_pathwise_quadratic(mu, sigma, k) -> tuple[torch.Tensor, torch.Tenso
     return 4.0 * sigma.pow(2), 4.0 * a.pow(2) + 8.0 * sigma.pow(2)
 
 
-# -- black-box VI -----------------------------------------------------------------------
+# -- the ELBO's own gradient: sticking the landing ---------------------------------------
 
 
-@dataclass
-class GaussianVIResult:
-    r"""Result of :func:`fit_gaussian_vi`: :math:`q(z)=\mathcal N(\mu,\mathrm{diag}\,e^{2\log\sigma})`.
-
-    Attributes:
-        mu: ``(dim,)`` final mean (detached).
-        log_sigma: ``(dim,)`` final log standard deviation (detached).
-        elbo_history: ELBO estimate (nats) at each step, before that step's update.
-    """
-
-    mu: torch.Tensor
-    log_sigma: torch.Tensor
-    elbo_history: list[float] = field(default_factory=list)
-
-    @property
-    def sigma(self) -> torch.Tensor:
-        """``(dim,)`` standard deviations, ``exp(log_sigma)``."""
-        return self.log_sigma.exp()
-
-
-def fit_gaussian_vi(
+def elbo_gradient_pathwise(
     log_joint,
-    dim: int,
-    *,
-    n_steps: int,
+    mu: torch.Tensor,
+    sigma: torch.Tensor,
     n_samples: int,
-    learning_rate: float,
-    estimator: str = "pathwise",
-    seed: int | None = None,
-    init_mu: torch.Tensor | None = None,
-) -> GaussianVIResult:
-    r"""Black-box VI: maximize the ELBO of :math:`q=\mathcal N(\mu,\mathrm{diag}\,\sigma^2)` with Adam.
+    *,
+    sticking_the_landing: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Single-sample pathwise estimates of the ELBO's gradient for :math:`q=\mathcal N(m, \mathrm{diag}\,s^2)`.
+
+    The ELBO integrand depends on the parameters twice, through the sample
+    :math:`z=m+s\odot\varepsilon` and through :math:`\log q_{m,s}` itself:
 
     .. math::
-        \mathcal L(\mu,\sigma) = \mathbb E_q[\log p(x,z)] + H(q),\qquad
-        H(q)=\textstyle\sum_j\big(\log\sigma_j+\tfrac12\log 2\pi e\big).
+        \mathcal L(m,s) = \mathbb E_\varepsilon\big[\log p(x,z) - \log q_{m,s}(z)\big],
+        \qquad \frac{d}{d\theta} = \underbrace{\big(\nabla_z\log p(x,z)-\nabla_z\log q_\theta(z)\big)
+        \frac{\partial z}{\partial\theta}}_{\text{path}}
+        \;-\; \underbrace{\nabla_\theta\log q_\theta(z)\big|_{z\ \text{fixed}}}_{\text{score, mean } 0}.
 
-    The entropy and its gradient are exact; the gradient of the expectation is
-    estimated from ``n_samples`` draws per step with
+    The ordinary estimator keeps both terms; for a Gaussian they combine to
+    :math:`\hat g_m=\nabla_z\log p(x,z)`, :math:`\hat g_s=\nabla_z\log p(x,z)\odot\varepsilon+1/s`
+    (the exact entropy gradient). **Sticking the landing** (Roeder, Wu &
+    Duvenaud 2017) drops the score term, whose expectation is zero
+    (:math:`\mathbb E_q\nabla_\theta\log q_\theta=0`), so it stays unbiased:
 
-    * ``"pathwise"``: :func:`pathwise_gradient` (``log_joint`` must be differentiable), or
-    * ``"score"``: :func:`score_function_gradient` with the leave-one-out
-      baseline when ``n_samples >= 2`` (only values of ``log_joint`` are used).
+    .. math::
+        \hat g_m^{\rm STL} = \nabla_z\log p(x,z) + \varepsilon/s,\qquad
+        \hat g_s^{\rm STL} = \big(\nabla_z\log p(x,z) + \varepsilon/s\big)\odot\varepsilon .
 
-    The parameters are :math:`\mu` and :math:`\log\sigma` (so :math:`\sigma>0`
-    without constraints); :math:`\partial/\partial\log\sigma = \sigma\,\partial/\partial\sigma`.
-    Initialization: ``mu = init_mu`` (default zeros), ``log_sigma = 0``.
+    When :math:`q` equals a Gaussian posterior, :math:`\nabla_z\log p(x,z) =
+    -(z-m)/s^2=-\varepsilon/s` and every STL estimate is exactly 0, while the
+    ordinary :math:`\hat g_m=-\varepsilon/s` still has variance :math:`1/s^2`.
 
     Args:
-        log_joint: callable, ``z (S, dim) -> log p(x, z)`` of shape ``(S,)``, e.g.
-            ``BayesianLogisticRegression(x, y).log_joint``.
-        dim: latent dimension (>= 1).
-        n_steps: number of Adam steps (>= 1).
-        n_samples: Monte Carlo samples per step (>= 1).
-        learning_rate: Adam step size (> 0).
-        estimator: ``"pathwise"`` or ``"score"``.
-        seed: if given, the run uses a forked global RNG seeded with it
-            (reproducible; the caller's RNG state is untouched).
-        init_mu: optional ``(dim,)`` initial mean; its dtype sets the dtype used
-            (default: ``torch.get_default_dtype()``).
+        log_joint: callable, ``z (S, *mu.shape) -> log p(x, z)`` of shape ``(S,)``,
+            differentiable, treating each row of ``z`` independently.
+        mu: ``m``, a tensor of any shape (usually ``()`` or ``(L,)``).
+        sigma: ``s`` (> 0), same shape as ``mu``.
+        n_samples: ``S`` >= 1.
+        sticking_the_landing: drop the score term (STL) instead of keeping it.
+        generator: optional ``torch.Generator`` for the noise.
 
     Returns:
-        :class:`GaussianVIResult` with ``mu``, ``log_sigma`` and ``elbo_history``.
-
-    Raises:
-        ValueError: ``log_joint`` returns the wrong shape, or NaN/inf at the initial ``q``.
-        RuntimeError: the ELBO or its gradient became NaN/inf later (lower ``learning_rate``).
+        ``(grad_m, grad_s)``, each ``(S, *mu.shape)``, detached: one estimate per
+        sample of :math:`\nabla_m\mathcal L` and :math:`\nabla_s\mathcal L`.
     """
-    if not callable(log_joint):
-        raise TypeError(f"log_joint must be callable, got {type(log_joint).__name__}")
-    dim = check_positive_int("dim", dim)
-    n_steps = check_positive_int("n_steps", n_steps)
-    n_samples = check_positive_int("n_samples", n_samples)
-    learning_rate = check_positive_float("learning_rate", learning_rate)
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
-    if seed is not None:
-        seed = check_nonnegative_int("seed", seed)
-    if init_mu is None:
-        init_mu = torch.zeros(dim, dtype=torch.get_default_dtype())
-    else:
-        check_tensor("init_mu", init_mu, shape=(dim,))
-
-    if seed is None:
-        return _fit_gaussian_vi(log_joint, init_mu, n_steps, n_samples, learning_rate, estimator)
-    cuda = init_mu.device.type == "cuda"
-    with torch.random.fork_rng(devices=[init_mu.device] if cuda else []):
-        torch.manual_seed(seed)
-        return _fit_gaussian_vi(log_joint, init_mu, n_steps, n_samples, learning_rate, estimator)
+    n_samples = _check_params(log_joint, mu, sigma, n_samples, generator)
+    mu, sigma = mu.detach(), sigma.detach()
+    eps = _noise(mu, n_samples, generator)
+    grad_log_p = _grad_log_joint(log_joint, mu + sigma * eps, n_samples)
+    if sticking_the_landing:
+        # d/dz [log p - log q_{m,s}(z)] with m, s held fixed, times dz/dm = 1, dz/ds = eps
+        path = grad_log_p + eps / sigma
+        return path, path * eps
+    return grad_log_p, grad_log_p * eps + 1.0 / sigma
 
 
-def _fit_gaussian_vi(log_joint, init_mu, n_steps, n_samples, learning_rate, estimator):
-    dim = init_mu.shape[0]
-    mu = init_mu.detach().clone().requires_grad_(True)
-    log_sigma = torch.zeros_like(mu, requires_grad=True)
-    optimizer = torch.optim.Adam([mu, log_sigma], lr=learning_rate)
-    entropy_const = 0.5 * dim * (LOG_2PI + 1.0)
-    history: list[float] = []
-    for step in range(n_steps):
-        sigma = log_sigma.detach().exp()
-        try:
-            if estimator == "pathwise":
-                g_mu, g_sigma, values = _pathwise_terms(
-                    log_joint, mu, sigma, n_samples, None, "log_joint"
-                )
-            else:
-                baseline = "mean" if n_samples >= 2 else None
-                g_mu, g_sigma, values = _score_terms(
-                    log_joint, mu, sigma, n_samples, baseline, None, "log_joint"
-                )
-        except _NonFiniteError as err:
-            if step == 0:  # a broken log_joint, not a divergence
-                raise
-            raise RuntimeError(
-                f"fit_gaussian_vi diverged at step {step} ({err}); lower learning_rate"
-            ) from err
-        elbo = float(values.mean()) + float(log_sigma.detach().sum()) + entropy_const
-        # ascent on the ELBO = descent on its negative; dH/dlog_sigma = 1.
-        grad_mu = -g_mu.mean(dim=0)
-        grad_log_sigma = -(g_sigma.mean(dim=0) * sigma + 1.0)
-        if not (
-            math.isfinite(elbo)
-            and bool(torch.isfinite(grad_mu).all())
-            and bool(torch.isfinite(grad_log_sigma).all())
-        ):
-            raise RuntimeError(
-                f"fit_gaussian_vi diverged at step {step} (non-finite ELBO or gradient); "
-                "lower learning_rate or check log_joint"
-            )
-        history.append(elbo)
-        mu.grad = grad_mu
-        log_sigma.grad = grad_log_sigma
-        optimizer.step()
-    return GaussianVIResult(mu.detach().clone(), log_sigma.detach().clone(), history)
+def _grad_log_joint(log_joint, z: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """``grad_z log_joint(z)`` row by row (one backward pass of the sum), detached."""
+    z = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        values = check_function_values(log_joint(z), n_samples, z, "log_joint")
+        if not values.requires_grad:
+            raise ValueError("log_joint(z) must depend on z through differentiable torch operations")
+        (grad,) = torch.autograd.grad(values.sum(), z)
+    return grad
+
+
+# -- closed forms for f(z) = cos(omega z): where the pathwise estimator loses ------------
+
+
+def variance_cosine(mu, sigma, omega) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Variances of one score-function and one pathwise estimate of :math:`\partial_\mu\mathbb E\cos(\omega z)`.
+
+    For :math:`z=\mu+\sigma\varepsilon`, write :math:`a=\omega\mu`, :math:`b=\omega\sigma`.
+    Then :math:`\mathbb E\cos(\omega z)=\cos a\,e^{-b^2/2}` and the true gradient
+    is :math:`-\omega\sin a\,e^{-b^2/2}`. From :math:`\mathbb E\,e^{i(c+d\varepsilon)}=e^{ic-d^2/2}`
+    and :math:`\mathbb E\,e^{i(c+d\varepsilon)}\varepsilon^2=e^{ic-d^2/2}(1-d^2)`:
+
+    .. math::
+        \mathrm{Var}\,\hat g^{\rm path}_\mu = \mathrm{Var}\big[-\omega\sin(\omega z)\big]
+        = \omega^2\Big(\tfrac12\big(1-\cos 2a\,e^{-2b^2}\big) - \sin^2 a\,e^{-b^2}\Big),
+
+    .. math::
+        \mathrm{Var}\,\hat g^{\rm score}_\mu = \mathrm{Var}\Big[\cos(\omega z)\,\frac{\varepsilon}{\sigma}\Big]
+        = \frac{1 + \cos 2a\,e^{-2b^2}(1-4b^2)}{2\sigma^2} - \omega^2\sin^2 a\,e^{-b^2}.
+
+    For :math:`\omega\sigma\gg1` they tend to :math:`\omega^2/2` and
+    :math:`1/(2\sigma^2)`: the pathwise estimator is :math:`(\omega\sigma)^2` times
+    noisier, because it differentiates a rapidly oscillating :math:`f`
+    (Mohamed, Rosca, Figurnov & Mnih 2020, section 3.4).
+
+    Args:
+        mu, sigma, omega: tensors of one shape or Python numbers; ``sigma > 0``.
+
+    Returns:
+        ``(var_score, var_pathwise)``, elementwise, for the derivative in ``mu``.
+    """
+    mu, sigma, omega = as_elementwise_tensors(mu=mu, sigma=sigma, omega=omega)
+    if bool((sigma <= 0).any()):
+        raise ValueError(f"sigma must be > 0, got minimum {float(sigma.min()):.4g}")
+    a, b = omega * mu, omega * sigma
+    damp2 = torch.cos(2 * a) * torch.exp(-2 * b.pow(2))
+    mean_sq = omega.pow(2) * torch.sin(a).pow(2) * torch.exp(-b.pow(2))
+    var_path = omega.pow(2) * 0.5 * (1 - damp2) - mean_sq
+    var_score = (1 + damp2 * (1 - 4 * b.pow(2))) / (2 * sigma.pow(2)) - mean_sq
+    return var_score, var_path
+
+
+__all__ += [
+    "elbo_gradient_pathwise",
+    "variance_cosine",
+]

@@ -90,3 +90,90 @@ MUTANTS.append(
         "draws its own noise",
     )
 )
+
+
+# -- sticking the landing (build) -------------------------------------------------------
+def stl_gradient(log_joint, m, s, eps):
+    m_s = m.detach().repeat(eps.shape[0]).requires_grad_(True)
+    s_s = s.detach().repeat(eps.shape[0]).requires_grad_(True)
+    z = m_s + s_s * eps
+    log_q = torch.distributions.Normal(m_s.detach(), s_s.detach()).log_prob(z)
+    (log_joint(z) - log_q).sum().backward()
+    return torch.stack([m_s.grad, s_s.grad], dim=-1)
+
+
+def _stl_other(log_joint, m, s, eps):
+    # the closed form of the path term, grad log p by autograd
+    z = (m + s * eps).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(log_joint(z).sum(), z)
+    path = g + eps / s
+    return torch.stack([path, path * eps], dim=1)
+
+
+def _stl_total(log_joint, m, s, eps):
+    m_s = m.detach().repeat(eps.shape[0]).requires_grad_(True)
+    s_s = s.detach().repeat(eps.shape[0]).requires_grad_(True)
+    z = m_s + s_s * eps
+    (log_joint(z) - torch.distributions.Normal(m_s, s_s).log_prob(z)).sum().backward()
+    return torch.stack([m_s.grad, s_s.grad], dim=-1)
+
+
+def _stl_z_stopped(log_joint, m, s, eps):
+    m_s = m.detach().repeat(eps.shape[0]).requires_grad_(True)
+    s_s = s.detach().repeat(eps.shape[0]).requires_grad_(True)
+    z = m_s + s_s * eps
+    (log_joint(z) - torch.distributions.Normal(m_s, s_s).log_prob(z.detach())).sum().backward()
+    return torch.stack([m_s.grad, s_s.grad], dim=-1)
+
+
+# -- where the pathwise estimator loses (experiment) ------------------------------------
+def estimator_variances(f, mu, sigma, n_samples, seed):
+    from vi_helpers.estimators import pathwise_gradient, score_function_gradient
+
+    g_score, _ = score_function_gradient(f, mu, sigma, n_samples, generator=torch.Generator().manual_seed(seed))
+    g_path, _ = pathwise_gradient(f, mu, sigma, n_samples, generator=torch.Generator().manual_seed(seed))
+    return torch.stack([g_score.var(), g_path.var()])
+
+
+def _variances_by_hand(f, mu, sigma, n_samples, seed):
+    eps = torch.randn(n_samples, dtype=mu.dtype, generator=torch.Generator().manual_seed(seed))
+    z = (mu + sigma * eps).requires_grad_(True)
+    (df,) = torch.autograd.grad(f(z).sum(), z)
+    return torch.stack([(f(z).detach() * eps / sigma).var(), df.var()])
+
+
+REFERENCE["stl_gradient"] = stl_gradient
+REFERENCE["estimator_variances"] = estimator_variances
+N_CASES["stl_gradient"] = 5
+N_CASES["estimator_variances"] = 4
+ALTERNATIVES += [
+    ("stl_gradient", _stl_other),
+    ("estimator_variances", _variances_by_hand),
+]
+MUTANTS += [
+    ("stl_gradient", "total", _stl_total, "ordinary reparameterized gradients"),
+    (
+        "stl_gradient",
+        "no_log_q",
+        lambda lj, m, s, eps: _stl_total(lj, m, s, eps) - torch.stack(
+            [torch.zeros_like(eps), torch.ones_like(eps) / s], dim=-1),
+        "ignores log q altogether",
+    ),
+    (
+        "stl_gradient",
+        "plus_log_q",
+        lambda lj, m, s, eps: _stl_other(lj, m, s, eps) - torch.stack(
+            [2 * eps / s, 2 * eps.pow(2) / s], dim=-1),
+        "enters with a plus sign",
+    ),
+    ("stl_gradient", "z_stopped", _stl_z_stopped, "stopped the gradient in the wrong place"),
+    ("stl_gradient", "swapped", lambda *a: stl_gradient(*a).flip(-1), "columns are swapped"),
+    ("estimator_variances", "swapped", lambda *a: estimator_variances(*a).flip(0), "entries are swapped"),
+    ("estimator_variances", "std", lambda *a: estimator_variances(*a).sqrt(), "not standard deviations"),
+    (
+        "estimator_variances",
+        "of_mean",
+        lambda f, mu, sigma, n, seed: estimator_variances(f, mu, sigma, n, seed) / n,
+        "variance of ONE estimate",
+    ),
+]

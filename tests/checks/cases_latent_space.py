@@ -55,3 +55,40 @@ MUTANTS = [
     ),
     ("slerp", "no_fallback", _naive_slerp, "nearly parallel"),
 ]
+
+
+# -- how much ELBO a latent size costs (experiment) -------------------------------------
+def latent_size_sweep(x_train, x_test, latent_sizes, seeds, n_epochs):
+    from vi_helpers import VariationalAutoencoder, train_model
+
+    out = torch.zeros(len(latent_sizes), len(seeds))
+    for i, latent in enumerate(latent_sizes):
+        for j, seed in enumerate(seeds):
+            torch.manual_seed(seed)
+            model = VariationalAutoencoder(x_train.shape[1], 128, latent, likelihood="bernoulli")
+            train_model(model, x_train, n_epochs, 3e-3, batch_size=64, kl_warmup_epochs=5, seed=seed,
+                        progress=False)
+            with torch.no_grad():
+                elbo = model.elbo(x_test, n_samples=10, generator=torch.Generator().manual_seed(0))
+            out[i, j] = elbo.mean()
+    return out
+
+
+def _sweep_eval(x_on, n_samples=10, reduce="mean"):
+    from vi_helpers.checks.latent_space import _sweep_models, _sweep_table
+
+    def fn(x_train, x_test, latent_sizes, seeds, n_epochs):
+        models = _sweep_models(x_train, latent_sizes, seeds, n_epochs)
+        x = x_train if x_on == "train" else x_test
+        return _sweep_table(models, x, latent_sizes, seeds, n_samples=n_samples, reduce=reduce)
+
+    return fn
+
+
+REFERENCE["latent_size_sweep"] = latent_size_sweep
+N_CASES["latent_size_sweep"] = 2
+MUTANTS += [
+    ("latent_size_sweep", "train_data", _sweep_eval("train"), "held-out images"),
+    ("latent_size_sweep", "one_sample", _sweep_eval("test", n_samples=1), "single sample"),
+    ("latent_size_sweep", "sum", _sweep_eval("test", reduce="sum"), "do not sum"),
+]

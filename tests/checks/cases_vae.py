@@ -122,3 +122,81 @@ MUTANTS = [
         "numerically stable",
     ),
 ]
+
+
+# -- a training loop with KL warm-up and free bits (build) ------------------------------
+def train_vae(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed):
+    import math
+
+    from vi_helpers.kl import kl_standard_normal_per_dim
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    shuffle = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n, n_batches = x.shape[0], math.ceil(x.shape[0] / batch_size)
+    losses = []
+    for epoch in range(n_epochs):
+        order = torch.randperm(n, generator=shuffle)
+        total = 0.0
+        for i in range(n_batches):
+            batch = x[order[i * batch_size:(i + 1) * batch_size]]
+            beta = min(1.0, (epoch + (i + 1) / n_batches) / kl_warmup_epochs) if kl_warmup_epochs else 1.0
+            x_hat, mean, log_var = model(batch)
+            kl = kl_standard_normal_per_dim(mean, log_var).mean(dim=0).clamp(min=free_bits).sum()
+            loss = model.reconstruction_loss(batch, x_hat).mean() + beta * kl
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * batch.shape[0]
+        losses.append(total / n)
+    return torch.tensor(losses)
+
+
+def _train_with_loss_function(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed):
+    # the model's own loss_function with beta and free_bits (an equally correct answer)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    shuffle = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n, losses, step, n_batches = x.shape[0], [], 0, -(-x.shape[0] // batch_size)
+    for _epoch in range(n_epochs):
+        total = 0.0
+        for batch in x[torch.randperm(n, generator=shuffle)].split(batch_size):
+            step += 1
+            beta = min(1.0, step / (n_batches * kl_warmup_epochs)) if kl_warmup_epochs else 1.0
+            loss = model.loss_function(batch, *model(batch), beta=beta, free_bits=free_bits)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        losses.append(total / n)
+    return torch.tensor(losses)
+
+
+def _train_variant(variant):
+    from vi_helpers.checks.vae import _loop
+
+    def fn(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed):
+        return _loop(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed, variant)
+
+    return fn
+
+
+def _two_steps_per_batch(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed):
+    losses = train_vae(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs, free_bits, seed)
+    with torch.no_grad():  # right losses, wrong weights
+        for p in model.parameters():
+            p.add_(0.01)
+    return losses
+
+
+REFERENCE["train_vae"] = train_vae
+N_CASES["train_vae"] = 4
+ALTERNATIVES.append(("train_vae", _train_with_loss_function))
+MUTANTS += [
+    ("train_vae", "warmup_per_epoch", _train_variant("warmup_per_epoch"), "ramps it per optimizer step"),
+    ("train_vae", "free_bits_per_example", _train_variant("free_bits_per_example"), "averaged over the BATCH"),
+    ("train_vae", "free_bits_total", _train_variant("free_bits_total"), "not the total KL"),
+    ("train_vae", "batch_mean", _train_variant("batch_mean"), "weight each batch's loss by its size"),
+    ("train_vae", "no_shuffle", _train_variant("no_shuffle"), "shuffle the rows every epoch"),
+    ("train_vae", "weights", _two_steps_per_batch, "trained weights do not"),
+]

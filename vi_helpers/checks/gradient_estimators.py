@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Normal
 from torch.distributions.transforms import AffineTransform
 
-from ._runner import Case, CheckResult, finish, gen, randn, to_f64
+from ._runner import F64, Case, CheckResult, finish, gen, randn, to_f64
 
 __all__ = ['check_score_function_grad_mu', 'check_reparameterize']
 
@@ -247,3 +247,170 @@ def check_reparameterize(reparameterize) -> CheckResult:
     )
 
 
+
+
+# -- sticking the landing (build) -------------------------------------------------------
+
+
+def _stl_parts(log_joint, m, s, eps):
+    """grad_z log p at z = m + s eps (autograd, float64) and the noise, for the references."""
+    z = (m + s * eps).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(log_joint(z).sum(), z)
+    return grad, eps
+
+
+def _stl_reference(log_joint, m, s, eps):
+    """Closed form of the STL estimate: path = grad log p + eps / s; columns (path, path * eps)."""
+    grad, eps = _stl_parts(log_joint, m, s, eps)
+    path = grad + eps / s
+    return torch.stack([path, path * eps], dim=-1)
+
+
+def _stl_mutants(log_joint, m, s, eps):
+    grad, eps = _stl_parts(log_joint, m, s, eps)
+    right = _stl_reference(log_joint, m, s, eps)
+    minus = grad - eps / s
+    return {
+        "total": torch.stack([grad, grad * eps + 1.0 / s], dim=-1),
+        "no_log_q": torch.stack([grad, grad * eps], dim=-1),
+        "plus_log_q": torch.stack([minus, minus * eps], dim=-1),
+        "z_stopped": torch.stack([minus, grad * eps - (eps.pow(2) - 1) / s], dim=-1),
+        "swapped": right.flip(-1),
+    }
+
+
+_STL_HINTS = {
+    "total": (
+        "these are the ordinary reparameterized gradients: log q was differentiated through "
+        "its parameters m and s as well. Sticking the landing evaluates log q with m and s "
+        "held fixed (detached) and keeps only the path through z."
+    ),
+    "no_log_q": (
+        "your estimate ignores log q altogether: the ELBO integrand is log p(x, z) minus "
+        "log q(z), and STL keeps the path of log q through z."
+    ),
+    "plus_log_q": "the ELBO integrand is log p(x, z) MINUS log q(z); your log q enters with a plus sign.",
+    "z_stopped": (
+        "you stopped the gradient in the wrong place: keep the path through the sample z and "
+        "hold the parameters of log q fixed, not the other way round."
+    ),
+    "swapped": "the columns are swapped: column 0 is the derivative in m, column 1 in s.",
+}
+
+
+def check_stl_gradient(stl_gradient) -> CheckResult:
+    r"""Check ``stl_gradient(log_joint, m, s, eps) -> (S, 2)`` (notebook 04).
+
+    One "sticking the landing" estimate per sample of the ELBO's gradient with
+    respect to ``(m, s)`` for :math:`q=\mathcal N(m, s^2)` at ``z = m + s * eps``:
+    the gradient of :math:`\log p(x,z)-\log q_{\bar m,\bar s}(z)` with the
+    parameters inside :math:`\log q` held fixed. Reference: the closed form
+    :math:`(g, g\varepsilon)` with :math:`g=\nabla_z\log p(x,z)+\varepsilon/s`, the
+    first term by autograd in float64.
+    """
+    from ..models import ConjugateGaussianModel
+
+    g = gen(606)
+    x_obs = torch.tensor([0.8, 1.9, 1.1, 2.4], dtype=torch.float64)
+    conj = ConjugateGaussianModel(mu0=0.0, sigma0=1.5, sigma=0.9)
+    post = conj.posterior(x_obs)
+
+    def gaussian(z):
+        return conj.log_joint(x_obs, z)
+
+    def logistic(z):
+        return -torch.nn.functional.softplus(-3.0 * z) - 0.5 * z.pow(2)
+
+    def case(label, log_joint, m, s, eps):
+        m64, s64 = torch.tensor(float(m), dtype=F64), torch.tensor(float(s), dtype=F64)
+        eps64 = eps.to(F64)
+        return Case(
+            label,
+            (log_joint, m64, s64, eps64),
+            _stl_reference(log_joint, m64, s64, eps64),
+            _stl_mutants(log_joint, m64, s64, eps64),
+        )
+
+    cases = [
+        case("q = the exact posterior: every estimate is 0", gaussian, post.loc, post.scale,
+             randn(g, 6)),
+        case("same model, q = N(0, 1)", gaussian, 0.0, 1.0, randn(g, 6)),
+        case("a logistic likelihood (not Gaussian), m = 0.5, s = 0.7", logistic, 0.5, 0.7,
+             randn(g, 5)),
+        case("a single sample (S = 1)", logistic, -1.0, 2.0, randn(g, 1)),
+        case("large s = 3 (variance ≠ std)", gaussian, 1.0, 3.0, randn(g, 8)),
+    ]
+    return finish(
+        "stl_gradient",
+        stl_gradient,
+        cases,
+        "tensor",
+        _STL_HINTS,
+        "build z = m + s * eps from copies of m and s that require gradients, evaluate "
+        "log p(x, z) - log N(z; m, s²) with m and s detached inside the log-density, and "
+        "differentiate the sum over samples; compare with the first case, where every "
+        "estimate must vanish.",
+    )
+
+
+# -- where the pathwise estimator loses (experiment) -----------------------------------
+
+
+def _variances_reference(omega, mu, sigma):
+    from ..estimators import variance_cosine
+
+    v_score, v_path = variance_cosine(
+        *(torch.tensor(float(v), dtype=F64) for v in (mu, sigma, omega))
+    )
+    return torch.stack([v_score, v_path])
+
+
+_VARIANCE_HINTS = {
+    "swapped": "the two entries are swapped: entry 0 is the score function, entry 1 pathwise.",
+    "std": "return variances (squared spread), not standard deviations.",
+    "of_mean": (
+        "you returned the variance of the S-sample average; return the variance of ONE "
+        "estimate, the spread of the S single-sample estimates themselves."
+    ),
+}
+
+
+def check_estimator_variances(estimator_variances) -> CheckResult:
+    r"""Check ``estimator_variances(f, mu, sigma, n_samples, seed) -> (2,)`` (notebook 04).
+
+    The variance of one score-function and of one pathwise estimate of
+    :math:`\partial_\mu\mathbb E_{\mathcal N(\mu,\sigma^2)}f`, estimated from
+    ``n_samples`` single-sample estimates, for :math:`f(z)=\cos(\omega z)`.
+    Reference: the closed forms of :func:`vi_helpers.estimators.variance_cosine`,
+    with a 5% tolerance for Monte Carlo error at ``n_samples = 200_000``.
+    """
+
+    def case(label, omega, mu, sigma):
+        def f(z, omega=omega):
+            return torch.cos(omega * z)
+
+        ref = _variances_reference(omega, mu, sigma)
+        mutants = {"swapped": ref.flip(0), "std": ref.sqrt(), "of_mean": ref / 200_000}
+        args = (f, torch.tensor(float(mu), dtype=F64), torch.tensor(float(sigma), dtype=F64),
+                200_000, 0)
+        return Case(label, args, ref, mutants, rtol=0.05, atol=1e-9)
+
+    cases = [
+        case("cos(0.5 z), mu = 0.3, sigma = 1: slow oscillation", 0.5, 0.3, 1.0),
+        case("cos(2 z), mu = 0.3, sigma = 1", 2.0, 0.3, 1.0),
+        case("cos(8 z), mu = 0.3, sigma = 1: fast oscillation", 8.0, 0.3, 1.0),
+        case("cos(8 z), mu = -1, sigma = 0.1: omega sigma < 1 again", 8.0, -1.0, 0.1),
+    ]
+    return finish(
+        "estimator_variances",
+        estimator_variances,
+        cases,
+        "tensor",
+        _VARIANCE_HINTS,
+        "draw n_samples single-sample estimates of d/dmu from each estimator (seeded), "
+        "take the variance of each set, and return the two numbers in a tensor (score "
+        "function first).",
+    )
+
+
+__all__ += ["check_stl_gradient", "check_estimator_variances"]

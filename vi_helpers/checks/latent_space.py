@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._runner import Case, CheckResult, finish, gen, randn, to_f64
+from ._runner import F64, Case, CheckResult, finish, gen, randn, to_f64
 
 __all__ = ['check_slerp']
 
@@ -119,3 +119,101 @@ def check_slerp(slerp) -> CheckResult:
     )
 
 
+
+
+# -- how much ELBO a latent size costs (experiment) -------------------------------------
+
+#: The recipe of the latent-size sweep: hidden units, Adam step, batch, KL warm-up epochs.
+SWEEP_RECIPE = {"hidden_size": 128, "learning_rate": 3e-3, "batch_size": 64, "kl_warmup_epochs": 5}
+
+
+def _sweep_models(x_train, latent_sizes, seeds, n_epochs):
+    """Train one Bernoulli VAE per (latent size, seed) by the recipe, under a forked RNG."""
+    from ..models import VariationalAutoencoder
+    from ..train import train_model
+
+    r = SWEEP_RECIPE
+    models = {}
+    with torch.random.fork_rng(devices=[]):
+        for latent in latent_sizes:
+            for seed in seeds:
+                torch.manual_seed(seed)
+                model = VariationalAutoencoder(x_train.shape[1], r["hidden_size"], latent,
+                                               likelihood="bernoulli")
+                train_model(model, x_train, n_epochs, r["learning_rate"], batch_size=r["batch_size"],
+                            kl_warmup_epochs=r["kl_warmup_epochs"], seed=seed, progress=False)
+                models[latent, seed] = model
+    return models
+
+
+def _sweep_table(models, x, latent_sizes, seeds, n_samples=10, reduce="mean"):
+    out = torch.zeros(len(latent_sizes), len(seeds), dtype=F64)
+    with torch.no_grad():
+        for i, latent in enumerate(latent_sizes):
+            for j, seed in enumerate(seeds):
+                elbo = models[latent, seed].elbo(x, n_samples=n_samples, generator=gen(0))
+                out[i, j] = elbo.sum() if reduce == "sum" else elbo.mean()
+    return out
+
+
+_SWEEP_HINTS = {
+    "train_data": (
+        "you evaluated the ELBO on the training images; the experiment asks for held-out "
+        "images (x_test), which is what tells you whether more latent dimensions generalize."
+    ),
+    "one_sample": (
+        "estimate each image's ELBO with n_samples=10 and the generator "
+        "torch.Generator().manual_seed(0), as the recipe says (you used a single sample)."
+    ),
+    "sum": "report the ELBO per image: average over the held-out images, do not sum.",
+}
+
+
+def check_latent_size_sweep(latent_size_sweep) -> CheckResult:
+    r"""Check ``latent_size_sweep(x_train, x_test, latent_sizes, seeds, n_epochs) -> (n_L, n_seeds)`` (notebook 06).
+
+    For every latent size and seed: ``torch.manual_seed(seed)``, a Bernoulli
+    ``VariationalAutoencoder(D, 128, L)``, ``train_model`` with learning rate
+    ``3e-3``, batches of 64, 5 epochs of KL warm-up and ``seed=seed``, then the
+    mean held-out ELBO per image from ``model.elbo(x_test, n_samples=10,
+    generator=torch.Generator().manual_seed(0))``. Reference: the same recipe run
+    here on a small subset of the digits (few epochs, so the check is fast).
+    """
+    from ..data import load_digits
+
+    x_all, _ = load_digits(split="train")
+    x_train, x_test = x_all[:192], x_all[192:256]
+
+    def case(label, latent_sizes, seeds, n_epochs):
+        models = _sweep_models(x_train, latent_sizes, seeds, n_epochs)
+        ref = _sweep_table(models, x_test, latent_sizes, seeds)
+        mutants = {
+            "train_data": _sweep_table(models, x_train, latent_sizes, seeds),
+            "one_sample": _sweep_table(models, x_test, latent_sizes, seeds, n_samples=1),
+            "sum": _sweep_table(models, x_test, latent_sizes, seeds, reduce="sum"),
+        }
+        return Case(label, (x_train, x_test, latent_sizes, seeds, n_epochs), ref, mutants,
+                    rtol=1e-3, atol=1e-3)
+
+    cases = [
+        case("latent sizes (1, 3), seeds (0, 1), 2 epochs on 192 images", (1, 3), (0, 1), 2),
+        case("one latent size, three seeds (4, 5, 6), 3 epochs", (2,), (4, 5, 6), 3),
+    ]
+
+    def isolated(*args):  # the student's torch.manual_seed must not touch the caller's RNG
+        with torch.random.fork_rng(devices=[]):
+            return latent_size_sweep(*args)
+
+    return finish(
+        "latent_size_sweep",
+        isolated if callable(latent_size_sweep) else latent_size_sweep,
+        cases,
+        "tensor",
+        _SWEEP_HINTS,
+        "follow the recipe exactly (seed the initial weights with torch.manual_seed(seed) "
+        "before building each model, and pass seed=seed to train_model); return a tensor "
+        "with one row per latent size and one column per seed.",
+    )
+
+
+__all__ += ["check_latent_size_sweep", "SWEEP_RECIPE"]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from ._runner import Case, CheckResult, finish, gen, rand, randn, to_f64
+from ._runner import F64, Case, CheckResult, finish, gen, rand, randn, to_f64
 
 __all__ = ['check_vae_loss_bernoulli']
 
@@ -172,3 +172,149 @@ def check_vae_loss_bernoulli(vae_loss_bernoulli) -> CheckResult:
     )
 
 
+
+
+# -- a training loop with KL warm-up and free bits (build) ------------------------------
+
+
+def _tiny_vae(seed: int):
+    from ..models import VariationalAutoencoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VariationalAutoencoder(12, 16, 3, likelihood="bernoulli")
+
+
+def _copy(model):
+    twin = _tiny_vae(0)
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+def _loop(model, x, n_epochs, lr, batch_size, warmup, free_bits, seed, variant):
+    """A hand-written trainer with one deliberate mistake (``variant``): the mutants."""
+    import math
+
+    from ..kl import kl_standard_normal_per_dim
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    shuffle = torch.Generator().manual_seed(seed)
+    n, n_batches, losses = x.shape[0], math.ceil(x.shape[0] / batch_size), []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in range(n_epochs):
+            order = torch.arange(n) if variant == "no_shuffle" else torch.randperm(n, generator=shuffle)
+            total, batch_losses = 0.0, []
+            for i in range(n_batches):
+                batch = x[order[i * batch_size:(i + 1) * batch_size]]
+                done = epoch + 1 if variant == "warmup_per_epoch" else epoch + (i + 1) / n_batches
+                beta = min(1.0, done / warmup) if warmup else 1.0
+                x_hat, mean, log_var = model(batch)
+                kl_dims = kl_standard_normal_per_dim(mean, log_var)  # (B, L)
+                if variant == "free_bits_per_example":
+                    kl = kl_dims.clamp(min=free_bits).sum(-1).mean()
+                elif variant == "free_bits_total":
+                    kl = kl_dims.sum(-1).mean().clamp(min=free_bits * kl_dims.shape[-1])
+                else:
+                    kl = kl_dims.mean(0).clamp(min=free_bits).sum()
+                loss = model.reconstruction_loss(batch, x_hat).mean() + beta * kl
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * batch.shape[0]
+                batch_losses.append(loss.item())
+            losses.append(sum(batch_losses) / len(batch_losses) if variant == "batch_mean" else total / n)
+    return torch.tensor(losses, dtype=F64)
+
+
+_TRAIN_HINTS = {
+    "warmup_per_epoch": (
+        "your KL weight changes once per epoch; the warm-up ramps it per optimizer step: after "
+        "batch i of epoch e, beta = min(1, (e + (i + 1) / n_batches) / kl_warmup_epochs)."
+    ),
+    "free_bits_per_example": (
+        "free bits clamp each latent dimension's KL averaged over the BATCH, not each "
+        "example's: average over the batch first, then clamp, then sum over dimensions."
+    ),
+    "free_bits_total": (
+        "free bits clamp each latent dimension separately (a floor of δ nats per dimension), "
+        "not the total KL."
+    ),
+    "batch_mean": (
+        "the epoch's loss is the mean over examples: weight each batch's loss by its size "
+        "(the last batch is smaller), instead of averaging the batch losses."
+    ),
+    "no_shuffle": (
+        "shuffle the rows every epoch with torch.randperm(N, generator=...) from one "
+        "torch.Generator seeded with `seed`, as train_model does."
+    ),
+    "weights": (
+        "your losses match but the trained weights do not: take exactly one Adam step per "
+        "batch, on the loss you record."
+    ),
+}
+
+
+def check_train_vae(train_vae) -> CheckResult:
+    r"""Check ``train_vae(model, x, n_epochs, learning_rate, batch_size, kl_warmup_epochs,
+    free_bits, seed) -> (n_epochs,)`` (notebook 05).
+
+    The student's loop must reproduce :func:`vi_helpers.train.train_model` on the
+    same seed: the per-epoch mean losses, and (checked afterwards) the trained
+    weights. Reference: ``train_model`` itself, run on a copy of the same initial
+    model (a tiny Bernoulli VAE, ``D = 12``, ``H = 16``, ``L = 3``).
+    """
+    from ..train import train_model
+
+    g = gen(707)
+    data = (rand(g, 50, 12) > 0.5).to(torch.float32)
+    reference_models = {}
+
+    def case(label, n, n_epochs, batch_size, warmup, free_bits, seed):
+        student_model = _tiny_vae(seed)
+        ref_model = _copy(student_model)
+        x = data[:n]
+        history = train_model(ref_model, x, n_epochs, 3e-3, batch_size=batch_size,
+                              kl_warmup_epochs=warmup, free_bits=free_bits, seed=seed, progress=False)
+        reference_models[id(student_model)] = ref_model
+        mutants = {
+            v: _loop(_copy(student_model), x, n_epochs, 3e-3, batch_size, warmup, free_bits, seed, v)
+            for v in ("warmup_per_epoch", "free_bits_per_example", "free_bits_total", "batch_mean",
+                      "no_shuffle")
+        }
+        args = (student_model, x, n_epochs, 3e-3, batch_size, warmup, free_bits, seed)
+        return Case(label, args, torch.tensor(list(history), dtype=F64), mutants,
+                    rtol=1e-4, atol=1e-4, post=_weights_post)
+
+    def _weights_post(out, args):
+        ref = reference_models[id(args[0])]
+        for p, q in zip(args[0].parameters(), ref.parameters(), strict=True):
+            if not torch.allclose(p.detach(), q.detach(), rtol=1e-3, atol=1e-4):
+                return "weights"
+        return None
+
+    with torch.random.fork_rng(devices=[]):
+        cases = [
+            case("plain ELBO: no warm-up, no free bits, 48 rows in batches of 16", 48, 3, 16, 0, 0.0, 0),
+            case("KL warm-up over 2 epochs", 48, 3, 16, 2, 0.0, 1),
+            case("free bits: δ = 0.02 nats per latent dimension (some above, some below)", 48, 3, 16, 0, 0.02, 2),
+            case("warm-up and free bits δ = 0.03, 50 rows: the last batch has 2", 50, 3, 16, 2, 0.03, 3),
+        ]
+
+    def isolated(*args):  # the student's torch.manual_seed must not touch the caller's RNG
+        with torch.random.fork_rng(devices=[]):
+            return train_vae(*args)
+
+    return finish(
+        "train_vae",
+        isolated if callable(train_vae) else train_vae,
+        cases,
+        "tensor",
+        _TRAIN_HINTS,
+        "compare your first epoch with train_model's on the first case: print the KL weight "
+        "and the loss of every batch, and check the shuffling (one torch.Generator seeded "
+        "once, torch.manual_seed(seed) for the encoder's noise).",
+    )
+
+
+__all__ += ["check_train_vae"]

@@ -126,6 +126,15 @@ def as_latent(name: str, z, latent_size: int) -> torch.Tensor:
 # -- UI atoms -------------------------------------------------------------------------------
 
 
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def latent_label(index: int) -> str:
+    """The label of latent dimension ``index`` (0-based in code): ``z₁``, ``z₂``, ... as in the
+    notes, where latent indices are 1-based (docs/glossary.md)."""
+    return "z" + str(index + 1).translate(_SUBSCRIPTS)
+
+
 def image_widget(png: bytes, css_class: str | None = None) -> widgets.Image:
     """An ``Image`` of fixed pixel size (the PNG's), so the layout never jumps."""
     w, h = png_size(png)

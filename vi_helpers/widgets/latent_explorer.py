@@ -19,6 +19,7 @@ from ._base import (
     html,
     image_widget,
     info_widget,
+    latent_label,
     slider,
 )
 from ._png import png_size, render_png, resolve_scale
@@ -129,7 +130,7 @@ class LatentExplorer(InteractiveWidget):
         self.hold_slider: widgets.FloatSlider | None = None
         rows: list[widgets.Widget] = []
         for slot, d in enumerate(self._dims):
-            s = slider("" if latent > 2 else f"z[{d}]", hold, -limit, limit, step)
+            s = slider("" if latent > 2 else latent_label(d), hold, -limit, limit, step)
             s.add_class("vi-latent-slider")
             s.observe(self._value_callback(slot), names="value")
             self.sliders.append(s)
@@ -137,7 +138,7 @@ class LatentExplorer(InteractiveWidget):
                 rows.append(s)
                 continue
             dd = widgets.Dropdown(
-                options=[(f"z[{i}]", i) for i in range(latent)],
+                options=[(latent_label(i), i) for i in range(latent)],
                 value=d,
                 layout=widgets.Layout(width="80px"),
             )

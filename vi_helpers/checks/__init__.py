@@ -50,7 +50,7 @@ from .gradient_estimators import check_reparameterize, check_score_function_grad
 from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
 from .mean_field_cavi import check_cavi_update_mu
-from .training_pathologies import check_active_units
+from .training_pathologies import check_active_units, check_linear_warmup
 from .vae import check_vae_loss_bernoulli
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "check_vae_loss_bernoulli",
     "check_slerp",
     "check_active_units",
+    "check_linear_warmup",
     "check_iwae_bound",
     "check_free_energy_conjugate",
 ]

@@ -44,7 +44,7 @@ and into that module's ``__all__``; this package re-exports it.
 
 from ._runner import NOT_ATTEMPTED_MESSAGE, STATUSES, CheckResult
 from .elbo import check_mc_elbo
-from .evaluating_vaes import check_iwae_bound
+from .evaluating_vaes import check_effective_sample_size, check_iwae_bound
 from .free_energy import check_free_energy_conjugate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
 from .kl_divergence import check_kl_diag_gaussian
@@ -67,5 +67,6 @@ __all__ = [
     "check_active_units",
     "check_linear_warmup",
     "check_iwae_bound",
+    "check_effective_sample_size",
     "check_free_energy_conjugate",
 ]

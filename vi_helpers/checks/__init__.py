@@ -45,7 +45,7 @@ and into that module's ``__all__``; this package re-exports it.
 from ._runner import NOT_ATTEMPTED_MESSAGE, STATUSES, CheckResult
 from .elbo import check_mc_elbo
 from .evaluating_vaes import check_effective_sample_size, check_iwae_bound
-from .free_energy import check_free_energy_conjugate
+from .free_energy import check_efe, check_free_energy_conjugate, check_predicted_rate
 from .gradient_estimators import check_reparameterize, check_score_function_grad_mu
 from .kl_divergence import check_kl_diag_gaussian
 from .latent_space import check_slerp
@@ -69,4 +69,6 @@ __all__ = [
     "check_iwae_bound",
     "check_effective_sample_size",
     "check_free_energy_conjugate",
+    "check_efe",
+    "check_predicted_rate",
 ]

@@ -363,3 +363,74 @@ def amortization_gap(
     if reduction == "mean":
         return {name: float(value.mean()) for name, value in out.items()}
     return out
+
+
+# -- expected free energy (active inference) --------------------------------------------------
+def expected_free_energy(
+    q_s: torch.Tensor, likelihood: torch.Tensor, log_preferences: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    r"""Expected free energy of an action in a discrete world: risk plus ambiguity.
+
+    An agent believes that after an action the hidden state is distributed as
+    :math:`q(s)` and that a state emits an observation with probability
+    :math:`p(o\mid s)`; its *preferences* are a distribution :math:`\tilde p(o)`
+    over observations. The expected free energy of the action (Friston et al. 2015;
+    Da Costa et al. 2020) is
+
+    .. math::
+        G = \mathbb E_{q(o,s)}\big[\log q(s) - \log q(s\mid o) - \log\tilde p(o)\big]
+          = \underbrace{\mathrm{KL}\big(q(o)\,\|\,\tilde p(o)\big)}_{\text{risk}}
+          + \underbrace{\mathbb E_{q(s)}\,\mathbb H\big[p(o\mid s)\big]}_{\text{ambiguity}},
+
+    with the predicted observations :math:`q(o)=\sum_s q(s)\,p(o\mid s)` and
+    :math:`q(o,s)=q(s)\,p(o\mid s)`. Risk is the divergence of what the agent
+    expects to see from what it prefers to see; ambiguity is how unpredictable the
+    observation stays even when the state is known. Active inference chooses the
+    action with the smallest :math:`G`.
+
+    Args:
+        q_s: ``(..., S)`` predicted state probabilities (non-negative, summing to 1).
+        likelihood: ``(..., S, O)`` observation probabilities :math:`p(o\mid s)`, each
+            row a distribution over the ``O`` observations; batch dimensions (one per
+            action, say) broadcast with ``q_s``'s.
+        log_preferences: ``(O,)`` or ``(..., O)`` log-probabilities :math:`\log\tilde p(o)`
+            (``-inf`` allowed where ``q(o) = 0``).
+
+    Returns:
+        ``{"risk", "ambiguity", "efe"}``: tensors of the batch shape, in nats, with
+        ``efe = risk + ambiguity``.
+
+    References:
+        Friston, Rigoli, Ognibene, Mathys, Fitzgerald & Pezzulo (2015), Active inference
+        and epistemic value. Da Costa, Parr, Sajid, Veselic, Neacsu & Friston (2020),
+        Active inference on discrete state-spaces: a synthesis.
+    """
+    check_tensor("q_s", q_s, ndim=range(1, 8), nonnegative=True)
+    check_tensor("likelihood", likelihood, ndim=range(2, 9), nonnegative=True)
+    check_tensor("log_preferences", log_preferences, ndim=range(1, 8), finite=False)
+    if likelihood.shape[-2] != q_s.shape[-1]:
+        raise ValueError(
+            f"likelihood must have shape (..., S, O) with S = {q_s.shape[-1]} (the size of q_s), "
+            f"got {tuple(likelihood.shape)}"
+        )
+    if log_preferences.shape[-1] != likelihood.shape[-1]:
+        raise ValueError(
+            f"log_preferences must have last dimension O = {likelihood.shape[-1]}, "
+            f"got shape {tuple(log_preferences.shape)}"
+        )
+    distributions = (
+        ("q_s", q_s), ("likelihood", likelihood), ("exp(log_preferences)", log_preferences.exp())
+    )
+    for name, p in distributions:
+        if not torch.allclose(p.sum(-1), torch.ones((), dtype=p.dtype), atol=1e-6):
+            raise ValueError(f"{name} must sum to 1 over its last dimension")
+    q_o = (q_s.unsqueeze(-1) * likelihood).sum(dim=-2)  # (..., O) predicted observations
+    # 0 log 0 = 0: observations (or states' outcomes) with probability 0 contribute nothing
+    risk = torch.where(q_o > 0, q_o * (q_o.log() - log_preferences), torch.zeros_like(q_o)).sum(-1)
+    plogp = torch.where(likelihood > 0, likelihood * likelihood.log(), torch.zeros_like(likelihood))
+    entropy = -plogp.sum(-1)  # (..., S) entropy of p(o | s) for each state
+    ambiguity = (q_s * entropy).sum(-1)
+    return {"risk": risk, "ambiguity": ambiguity, "efe": risk + ambiguity}
+
+
+__all__ += ["expected_free_energy"]

@@ -116,3 +116,47 @@ MUTANTS = [
         "sign of the KL term",
     ),
 ]
+
+
+def efe(q_s, likelihood, log_preferences):
+    q_o = q_s @ likelihood
+    risk = torch.sum(torch.special.xlogy(q_o, q_o) - q_o * log_preferences)
+    ambiguity = -torch.sum(q_s[:, None] * torch.special.xlogy(likelihood, likelihood))
+    return risk + ambiguity
+
+
+REFERENCE["efe"] = efe
+N_CASES["efe"] = 6
+def efe_epistemic_pragmatic(q_s, likelihood, log_preferences):
+    """G = -(information gain about s) - E_q(o) log p~(o)."""
+    joint = q_s[:, None] * likelihood  # q(s, o)
+    q_o = joint.sum(0)
+    posterior = joint / q_o
+    info_gain = torch.nansum(joint * (posterior.log() - q_s[:, None].log()))
+    return -info_gain - (q_o * log_preferences).sum()
+
+
+ALTERNATIVES += [("efe", efe_epistemic_pragmatic)]
+MUTANTS += [
+    ("efe", "risk_only", lambda q, lik, lp: efe(q, lik, lp) + torch.sum(q[:, None] * torch.special.xlogy(lik, lik)), "ambiguity, the expected"),
+    ("efe", "entropy_of_q_o", lambda q, lik, lp: torch.sum(torch.special.xlogy(q @ lik, q @ lik) - (q @ lik) * lp) - torch.sum(torch.special.xlogy(q @ lik, q @ lik)), "not the entropy"),
+    ("efe", "unweighted", lambda q, lik, lp: torch.sum(torch.special.xlogy(q @ lik, q @ lik) - (q @ lik) * lp) - torch.special.xlogy(lik, lik).sum(-1).mean(), "weights q(s)"),
+    ("efe", "bits", lambda q, lik, lp: efe(q, lik, lp) / math.log(2), "natural logarithms"),
+]
+
+
+def predicted_rate(eta, eigenvalues):
+    return (1 - eta * eigenvalues).abs().max()
+
+
+REFERENCE["predicted_rate"] = predicted_rate
+N_CASES["predicted_rate"] = 6
+ALTERNATIVES += [
+    ("predicted_rate", lambda eta, lam: max(abs(1 - eta * lam.min().item()), abs(1 - eta * lam.max().item()))),
+]
+MUTANTS += [
+    ("predicted_rate", "only_min", lambda eta, lam: 1 - eta * lam.min(), "LARGEST eigenvalue overshoots"),
+    ("predicted_rate", "no_abs", lambda eta, lam: (1 - eta * lam).max(), "absolute value"),
+    ("predicted_rate", "min_factor", lambda eta, lam: (1 - eta * lam).abs().min(), "SLOWEST direction"),
+    ("predicted_rate", "squared", lambda eta, lam: (1 - eta * lam).pow(2).max(), "squared factor"),
+]

@@ -3,6 +3,8 @@ and typical mistakes with the hint each must get. Collected by ``test_common.py`
 
 from __future__ import annotations
 
+import torch
+
 
 def active_units(mu, threshold=0.01):
     return int((mu.var(dim=0) > threshold).sum())
@@ -54,4 +56,23 @@ MUTANTS = [
         "`threshold` argument",
     ),
     ("active_units", "mask", lambda mu, threshold=0.01: mu.var(0) > threshold, "sum the mask"),
+]
+
+
+def linear_warmup(epoch, warmup_epochs):
+    return min(1.0, (epoch + 1) / warmup_epochs)
+
+
+REFERENCE["linear_warmup"] = linear_warmup
+N_CASES["linear_warmup"] = 6
+ALTERNATIVES += [
+    ("linear_warmup", lambda epoch, warmup_epochs: torch.tensor((epoch + 1) / warmup_epochs).clamp(max=1.0)),
+    ("linear_warmup", lambda epoch, warmup_epochs: 1.0 if epoch >= warmup_epochs - 1 else (epoch + 1) / warmup_epochs),
+]
+MUTANTS += [
+    ("linear_warmup", "zero_start", lambda e, w: min(1.0, e / w), "first epoch takes no step"),
+    ("linear_warmup", "uncapped", lambda e, w: (e + 1) / w, "must stay at 1"),
+    ("linear_warmup", "late", lambda e, w: min(1.0, (e + 1) / (w + 1)), "one epoch late"),
+    ("linear_warmup", "int_division", lambda e, w: min(1, (e + 1) // w), "integer division"),
+    ("linear_warmup", "decay", lambda e, w: max(0.0, 1 - e / w), "INCREASES"),
 ]

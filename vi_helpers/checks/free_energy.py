@@ -10,7 +10,7 @@ from torch.distributions import Normal, kl_divergence
 from ..models import ConjugateGaussianModel
 from ._runner import F64, Case, CheckResult, finish, gen, randn, to_f64
 
-__all__ = ['check_free_energy_conjugate']
+__all__ = ['check_free_energy_conjugate', 'check_efe', 'check_predicted_rate']
 
 def _free_energy_reference(x, m, s, mu0, sigma0, sigma):
     """-ELBO: closed-form E_q log p(x|z) (sum over i) plus torch.distributions' KL."""
@@ -136,4 +136,172 @@ def check_free_energy_conjugate(free_energy_conjugate) -> CheckResult:
         _FREE_ENERGY_HINTS,
         "split F into −E_q[log p(x|z)] and KL(q ‖ p(z)) and check each against the notebook's "
         "derivation on the first failing case.",
+    )
+
+
+# ----------------------------------------------------------------------------- efe
+def _xlogy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """p log q with 0 log 0 = 0."""
+    return torch.where(p > 0, p * q.log(), torch.zeros_like(p))
+
+
+def _efe_parts(q_s, likelihood, log_pref):
+    q_o = q_s @ likelihood
+    risk = (_xlogy(q_o, q_o) - q_o * torch.where(q_o > 0, log_pref, torch.zeros_like(q_o))).sum()
+    cond_entropy = -_xlogy(likelihood, likelihood).sum(-1)  # (S,)
+    ambiguity = (q_s * cond_entropy).sum()
+    return q_o, risk, ambiguity, cond_entropy
+
+
+def _efe_mutants(q_s, likelihood, log_pref):
+    q_o, risk, ambiguity, cond_entropy = _efe_parts(q_s, likelihood, log_pref)
+    pref = log_pref.exp()
+    entropy_q_o = -_xlogy(q_o, q_o).sum()
+    return {
+        "risk_only": risk,
+        "ambiguity_only": ambiguity,
+        "kl_reversed": (_xlogy(pref, pref) - pref * q_o.log()).sum() + ambiguity,
+        "entropy_of_q_o": risk + entropy_q_o,
+        "cross_entropy": risk + entropy_q_o + ambiguity,
+        "unweighted": risk + cond_entropy.mean(),
+        "ambiguity_sign": risk - ambiguity,
+        "bits": (risk + ambiguity) / math.log(2),
+    }
+
+
+_EFE_HINTS = {
+    "risk_only": "you returned the risk only: add the ambiguity, the expected entropy of p(o|s).",
+    "ambiguity_only": "you returned the ambiguity only: add the risk, KL(q(o) ‖ p̃(o)).",
+    "kl_reversed": (
+        "the risk is KL(q(o) ‖ p̃(o)): an average over the PREDICTED observations q(o), not over "
+        "the preferences."
+    ),
+    "entropy_of_q_o": (
+        "the ambiguity is the entropy of p(o|s) for each state, averaged over q(s), not the entropy "
+        "of the predicted observations q(o)."
+    ),
+    "cross_entropy": (
+        "the risk is a KL, not a cross-entropy: −Σ q(o) log p̃(o) must be reduced by the entropy of "
+        "q(o)."
+    ),
+    "unweighted": "average the entropies of p(o|s) with the weights q(s), not uniformly over states.",
+    "ambiguity_sign": "ambiguity is ADDED to the risk: an unpredictable outcome makes an action worse.",
+    "bits": "use natural logarithms (nats), as everywhere in this course.",
+}
+
+
+def check_efe(efe) -> CheckResult:
+    r"""Check ``efe(q_s, likelihood, log_preferences) -> scalar`` (notebook 09).
+
+    The expected free energy of one action in a discrete world,
+    :math:`G=\mathrm{KL}(q(o)\,\|\,\tilde p(o))+\mathbb E_{q(s)}\mathbb H[p(o\mid s)]`
+    with :math:`q(o)=\sum_sq(s)p(o\mid s)`, for ``q_s`` of shape ``(S,)``,
+    ``likelihood`` ``(S, O)`` and ``log_preferences`` ``(O,)`` (float64). Reference:
+    :func:`vi_helpers.free_energy.expected_free_energy`, itself tested against the
+    epistemic/pragmatic decomposition and Monte Carlo.
+    """
+    from ..free_energy import expected_free_energy
+
+    g = gen(1109)
+
+    def case(label, q_s, likelihood, pref):
+        q_s, likelihood = torch.tensor(q_s, dtype=F64), torch.tensor(likelihood, dtype=F64)
+        log_pref = torch.tensor(pref, dtype=F64).log()
+        expected = expected_free_energy(q_s, likelihood, log_pref)["efe"]
+        return Case(label, (q_s, likelihood, log_pref), expected, _efe_mutants(q_s, likelihood, log_pref))
+
+    def random_world(n_states, n_obs):
+        q_s = torch.softmax(torch.randn(n_states, generator=g, dtype=F64), -1)
+        lik = torch.softmax(2 * torch.randn(n_states, n_obs, generator=g, dtype=F64), -1)
+        pref = torch.softmax(torch.randn(n_obs, generator=g, dtype=F64), -1)
+        return q_s.tolist(), lik.tolist(), pref.tolist()
+
+    forage = [[0.9, 0.1], [0.1, 0.9]]  # rows: food left / food right; columns: food / no food
+    cases = [
+        case("forage, unsure where the food is", [0.5, 0.5], forage, [0.8, 0.2]),
+        case("forage, fairly sure", [0.9, 0.1], forage, [0.8, 0.2]),
+        case("dark room: never any food", [0.5, 0.5], [[0.0, 1.0], [0.0, 1.0]], [0.8, 0.2]),
+        case("flat preferences", [0.3, 0.7], [[0.6, 0.4], [0.2, 0.8]], [0.5, 0.5]),
+        case("3 states, 4 observations", *random_world(3, 4)),
+        case("4 states, 3 observations", *random_world(4, 3)),
+    ]
+    return finish(
+        "efe",
+        efe,
+        cases,
+        "scalar",
+        _EFE_HINTS,
+        "compute q(o) first and check it sums to 1; then the risk and the ambiguity separately on "
+        "the first failing case.",
+    )
+
+
+# ----------------------------------------------------------------------------- predicted_rate
+def _rate_mutants(eta: float, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+    factors = 1 - eta * lam
+    return {
+        "only_min": factors[lam.argmin()],
+        "only_max": factors[lam.argmax()].abs(),
+        "no_abs": factors.max(),
+        "min_factor": factors.abs().min(),
+        "squared": factors.pow(2).max(),
+        "eta_inverse": (1 - lam / eta).abs().max(),
+    }
+
+
+_RATE_HINTS = {
+    "only_min": (
+        "the smallest eigenvalue sets the rate only for small steps; with a large step the "
+        "direction of the LARGEST eigenvalue overshoots: take the worst |1 − η λ_j| over all j."
+    ),
+    "only_max": (
+        "for small steps the direction of the smallest eigenvalue is the slow one: take the worst "
+        "|1 − η λ_j| over ALL eigenvalues."
+    ),
+    "no_abs": (
+        "a factor 1 − η λ_j below −1 also grows the error (it flips sign each step): take the "
+        "absolute value before the maximum."
+    ),
+    "min_factor": (
+        "the distance shrinks only as fast as the SLOWEST direction allows: take the largest "
+        "|1 − η λ_j|, not the smallest."
+    ),
+    "squared": "the distance itself shrinks by |1 − η λ_j| per step; you returned the squared factor.",
+    "eta_inverse": "each step multiplies the error along eigenvector j by 1 − η λ_j (η times λ_j).",
+}
+
+
+def check_predicted_rate(predicted_rate) -> CheckResult:
+    r"""Check ``predicted_rate(eta, eigenvalues) -> scalar`` (notebook 09).
+
+    Gradient descent with step :math:`\eta` on a quadratic with curvature
+    eigenvalues :math:`\lambda_j` multiplies the error along eigenvector :math:`j`
+    by :math:`1-\eta\lambda_j` per step, so the distance to the optimum shrinks
+    (asymptotically) by :math:`\max_j|1-\eta\lambda_j|`, and grows when that
+    exceeds 1. ``eta`` is a float, ``eigenvalues`` a float64 ``(L,)`` tensor.
+    Reference: the closed form in float64.
+    """
+
+    def case(label, eta, lam):
+        lam = torch.tensor(lam, dtype=F64)
+        expected = (1 - eta * lam).abs().max()
+        return Case(label, (float(eta), lam), expected, _rate_mutants(eta, lam), rtol=1e-9, atol=1e-9)
+
+    lam = [6.3, 9.0, 14.2, 25.7]
+    cases = [
+        case("small step η = 0.5 / λ_max", 0.5 / 25.7, lam),
+        case("η = 1 / λ_max (the notebook's step)", 1 / 25.7, lam),
+        case("η = 1.9 / λ_max: the largest eigenvalue overshoots", 1.9 / 25.7, lam),
+        case("η = 2.2 / λ_max: diverges", 2.2 / 25.7, lam),
+        case("one eigenvalue, η = 0.1", 0.1, [4.0]),
+        case("equal eigenvalues, η = 1 / λ (one step)", 0.5, [2.0, 2.0, 2.0]),
+    ]
+    return finish(
+        "predicted_rate",
+        predicted_rate,
+        cases,
+        "scalar",
+        _RATE_HINTS,
+        "write the factor 1 − η λ_j for every eigenvalue of the first failing case and see which one "
+        "is largest in absolute value.",
     )

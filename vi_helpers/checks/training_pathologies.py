@@ -6,7 +6,7 @@ import torch
 
 from ._runner import F64, Case, CheckResult, finish, gen, to_f64
 
-__all__ = ['check_active_units']
+__all__ = ['check_active_units', 'check_linear_warmup']
 
 def _latents_with_variances(g, n, variances, offsets=None):
     """(n, L) latents whose columns have exactly the given (population) variances."""
@@ -112,3 +112,73 @@ def check_active_units(active_units) -> CheckResult:
     )
 
 
+
+
+# ----------------------------------------------------------------------------- linear_warmup
+def _warmup_mutants(epoch: int, warmup_epochs: int) -> dict[str, float]:
+    ramp = (epoch + 1) / warmup_epochs
+    return {
+        "zero_start": min(1.0, epoch / warmup_epochs),
+        "uncapped": ramp,
+        "late": min(1.0, (epoch + 1) / (warmup_epochs + 1)),
+        "int_division": float(min(1, (epoch + 1) // warmup_epochs)),
+        "decay": max(0.0, 1.0 - epoch / warmup_epochs),
+    }
+
+
+_WARMUP_HINTS = {
+    "zero_start": (
+        "in epoch 0 your factor is 0, so the whole first epoch takes no step at all: the ramp "
+        "should reach 1/warmup_epochs in epoch 0 and 1 in epoch warmup_epochs - 1."
+    ),
+    "uncapped": (
+        "after the warm-up the factor must stay at 1 (the full learning rate); yours keeps "
+        "growing."
+    ),
+    "late": (
+        "your ramp reaches the full learning rate one epoch late: epoch warmup_epochs - 1 (the "
+        "last warm-up epoch, counting from 0) should already have factor 1."
+    ),
+    "int_division": (
+        "your factor jumps from 0 to 1: // is integer division. Divide with / so that the factor "
+        "grows in equal steps."
+    ),
+    "decay": "a warm-up INCREASES the learning rate from small to full; yours decreases it.",
+}
+
+
+def check_linear_warmup(linear_warmup) -> CheckResult:
+    r"""Check ``linear_warmup(epoch, warmup_epochs) -> float`` (notebook 07).
+
+    The factor that multiplies the learning rate in epoch ``epoch`` (counted from 0)
+    of a linear learning-rate warm-up over ``warmup_epochs`` epochs:
+    :math:`\min\big(1, (e+1)/E\big)`, so that epoch 0 already takes a small step
+    and epoch :math:`E-1` the full one. ``train_model(lr_schedule=...)`` calls the
+    function once per epoch (``torch.optim.lr_scheduler.LambdaLR``). Reference:
+    the closed form in float64.
+    """
+
+    def case(label, epoch, warmup_epochs):
+        expected = torch.tensor(min(1.0, (epoch + 1) / warmup_epochs), dtype=F64)
+        mutants = {
+            k: torch.tensor(v, dtype=F64) for k, v in _warmup_mutants(epoch, warmup_epochs).items()
+        }
+        return Case(label, (epoch, warmup_epochs), expected, mutants, rtol=1e-6, atol=1e-6)
+
+    cases = [
+        case("epoch 0 of a 5-epoch warm-up", 0, 5),
+        case("epoch 2 of a 5-epoch warm-up", 2, 5),
+        case("epoch 4: the last warm-up epoch", 4, 5),
+        case("epoch 12, long after the warm-up", 12, 5),
+        case("epoch 3 of a 10-epoch warm-up", 3, 10),
+        case("a 1-epoch warm-up: epoch 0", 0, 1),
+    ]
+    return finish(
+        "linear_warmup",
+        linear_warmup,
+        cases,
+        "scalar",
+        _WARMUP_HINTS,
+        "print your factor for epochs 0 to 7 with warmup_epochs = 5: it should read 0.2, 0.4, "
+        "0.6, 0.8, 1, 1, 1, 1.",
+    )

@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from ._validate import (
+    as_data_tensor,
+    check_device,
+    check_finite_weights,
     check_input_size,
+    check_model_input,
     check_nonnegative_float,
     check_nonnegative_int,
     check_optional,
@@ -87,28 +91,49 @@ class History(list):
         return f"History({len(self)} epochs, status={self.status!r}{tail})"
 
 
-def _epoch_batches(dataset, input_size, batch_size, shuffle, generator, device):
-    """Return (a function that yields one epoch of batches, number of batches or None)."""
+def _check_batch(i: int, batch, input_size, device, dtype) -> torch.Tensor:
+    """One batch of an iterable dataset, checked and cast to the model's dtype and device."""
+    if isinstance(batch, (tuple, list)) and batch:  # (x, y) from a TensorDataset
+        batch = batch[0]
+    name = f"dataset batch {i}"
+    batch = as_data_tensor(name, batch)
+    check_tensor(name, batch, ndim=(1, 2), allow_float16=True)  # TypeError if not a tensor
+    return check_input_size(name, batch, input_size).to(device=device, dtype=dtype)
+
+
+def _epoch_batches(dataset, input_size, batch_size, shuffle, generator, device, dtype):
+    """Return (a function that yields one epoch of batches, number of batches or None).
+
+    Every batch is cast to the model's ``dtype`` and ``device`` (the dtype rule of
+    :mod:`vi_helpers._validate`). A list of batches is checked whole, up front.
+    """
+    dataset = as_data_tensor("dataset", dataset)
     if isinstance(dataset, torch.Tensor):
-        check_tensor("dataset", dataset, ndim=(2, 3))
-        data = check_input_size("dataset", dataset, input_size).to(device)
+        check_tensor("dataset", dataset, ndim=(2, 3), allow_float16=True)
+        data = check_input_size("dataset", dataset, input_size).to(device=device, dtype=dtype)
         if data.dim() == 3:  # already a stack of batches, as the seed's loop expects
             return (lambda: iter(data.unbind(0))), data.shape[0]
         batches = Minibatches(data, batch_size, shuffle=shuffle, generator=generator)
         return (lambda: iter(batches)), len(batches)
-    if not isinstance(dataset, Iterable) or iter(dataset) is dataset:
+    if isinstance(dataset, tuple):
+        raise TypeError(
+            "dataset must not be a tuple: for (x, y) pass x alone, train_model(model, x) "
+            "(the labels are not used); a list of (B, D) batches or a DataLoader also work"
+        )
+    # isinstance, not iter(dataset) is dataset: iter() on a DataLoader draws a seed from
+    # the global RNG, before train_model forks it for a seeded run
+    if not isinstance(dataset, Iterable) or isinstance(dataset, Iterator):
         raise TypeError(
             "dataset must be a (N, D) tensor, a DataLoader or a list of (B, D) batches that "
             "every epoch can iterate again (not a one-shot iterator such as a generator), "
             f"got {type(dataset).__name__}"
         )
+    if isinstance(dataset, list):  # all checked before any weight moves
+        dataset = [_check_batch(i, b, input_size, device, dtype) for i, b in enumerate(dataset)]
 
     def epoch():
         for i, batch in enumerate(dataset):
-            if isinstance(batch, (tuple, list)):  # (x, y) from a TensorDataset
-                batch = batch[0]
-            check_tensor(f"dataset batch {i}", batch, ndim=(1, 2))  # TypeError if not a tensor
-            yield check_input_size(f"dataset batch {i}", batch, input_size).to(device)
+            yield _check_batch(i, batch, input_size, device, dtype)
 
     return epoch, len(dataset) if hasattr(dataset, "__len__") else None
 
@@ -262,20 +287,19 @@ def _setup(model, dataset, n_epochs, learning_rate, *, batch_size, beta, kl_warm
     params = list(model.parameters())
     if not params:
         raise ValueError("model has no parameters to train")
-    device = torch.device(device) if device is not None else params[0].device
-    model.to(device)
-    input_size = getattr(model, "input_size", None)
-    if validation_data is not None:
-        check_tensor("validation_data", validation_data, ndim=2)
-        validation_data = check_input_size("validation_data", validation_data, input_size)
-        validation_data = validation_data.to(device)
+    check_finite_weights(model)  # also refuses float16 and meta weights
+    device = check_device("device", device) if device is not None else params[0].device
+    input_size, dtype = getattr(model, "input_size", None), params[0].dtype
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     epoch_batches, n_batches = _epoch_batches(
-        dataset, input_size, batch_size, shuffle, generator, device
+        dataset, input_size, batch_size, shuffle, generator, device, dtype
     )
     if n_batches == 0:
         raise ValueError("dataset must not be empty")
     loss_options = _loss_options(model, custom_loss, beta, free_bits, kl_warmup_epochs)
+    model.to(device)
+    if validation_data is not None:
+        validation_data = _check_validation_data(model, validation_data)
     optimizer = make_adam(params, learning_rate)
     scheduler, step_scheduler = _make_scheduler(
         optimizer, lr_schedule, n_epochs * n_batches if n_batches else None
@@ -287,6 +311,25 @@ def _setup(model, dataset, n_epochs, learning_rate, *, batch_size, beta, kl_warm
         mixed_precision=mixed_precision, validation_data=validation_data,
         last_good=[p.detach().clone() for p in params], **loss_options,
     )
+
+
+def _check_validation_data(model: torch.nn.Module, validation_data) -> torch.Tensor:
+    """``validation_data`` cast to the model's dtype and device, and its ELBO tried once,
+    so that a problem shows before training rather than after the first epoch."""
+    x = check_model_input(model, as_data_tensor("validation_data", validation_data),
+                          "validation_data")
+    if not hasattr(model, "analytic_elbo") and not callable(getattr(model, "elbo", None)):
+        raise TypeError("validation_data needs a model with elbo(x, *, generator=None) -> (B,)")
+    with torch.random.fork_rng(devices=[]):  # a model that ignores generator leaves no trace
+        try:
+            value = _mean_elbo(model, x)
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"validation_data: model.elbo(validation_data) fails before training: {err}"
+            ) from err
+    if value != value:  # NaN with finite weights and data: the model cannot score it
+        raise ValueError("validation_data: model.elbo(validation_data) is NaN before training")
+    return x
 
 
 def train_model(

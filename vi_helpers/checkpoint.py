@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from . import models as _models
+from ._validate import check_device
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata", "FORMAT"]
 
@@ -114,6 +115,7 @@ def save_checkpoint(
     }
     data = _st_save(tensors, metadata=header)
 
+    stale = _stale_temporaries(path)  # left by a save that was killed (SIGKILL, power cut)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -126,7 +128,23 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
+    for old in stale:
+        old.unlink(missing_ok=True)
     return path
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """The hidden ``.<name>.*.tmp`` files of earlier saves of ``path`` that never finished.
+
+    Only files that existed before this save started are listed, so a save that is
+    still running elsewhere keeps its own file.
+    """
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    prefix = f".{path.name}."
+    return [path.parent / n for n in names if n.startswith(prefix) and n.endswith(".tmp")]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -330,6 +348,7 @@ def load_checkpoint(
     path = _as_path("path", path)
     if model is not None and not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+    map_location = check_device("map_location", map_location)
     _check_exists(path)
     meta, why_not = _safetensors_metadata(path)
     if meta is None:
@@ -364,6 +383,11 @@ def load_checkpoint(
 def _rebuild(path: Path, saved_class, saved_config) -> torch.nn.Module:
     """A new model of ``saved_class`` from its config: only the classes in ``_REBUILDABLE``."""
     cls = _REBUILDABLE.get(saved_class)
+    if saved_class is None:
+        raise ValueError(
+            f"{path} is a safetensors file without a model class (not written by "
+            "save_checkpoint); pass model=<a model of the right size> to load it into"
+        )
     if cls is None:
         raise ValueError(
             f"{path} holds a {saved_class!r}, which load_checkpoint cannot rebuild "

@@ -323,7 +323,7 @@ def _model_parameter(model: torch.nn.Module, name: str = "model") -> torch.Tenso
 
 
 def check_model_input(
-    model: torch.nn.Module, x, name: str = "x", *, ndim: int | Sequence[int] = 2,
+    model: torch.nn.Module, x, name: str = "x", *, ndim: int | Sequence[int] | None = 2,
     last_dim: int | None = None,
 ) -> torch.Tensor:
     """Check data for ``model`` and return it **in the model's dtype and device**.

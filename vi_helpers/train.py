@@ -26,6 +26,7 @@ then ``_end_epoch``.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from ._validate import (
 )
 from .data import Minibatches
 
-__all__ = ["History", "make_adam", "train_model", "fit_linear_vae"]
+__all__ = ["History", "make_adam", "train_model", "fit_linear_vae", "maximize_analytic_elbo"]
 
 
 class History(list):
@@ -520,6 +521,58 @@ def _mean_elbo(model: torch.nn.Module, x: torch.Tensor) -> float:
         return float(model.elbo(x, generator=gen).mean())
 
 
+def maximize_analytic_elbo(
+    model: torch.nn.Module, x_fit: torch.Tensor, *, n_steps: int, learning_rate: float,
+    progress: bool = False, desc: str = "analytic ELBO",
+) -> list[float]:
+    r"""Full-batch Adam on ``model.analytic_elbo(x_fit).mean()``, cosine-annealed to 0.
+
+    The loop of :func:`fit_linear_vae` and
+    :func:`~vi_helpers.hierarchical_linear.fit_linear_hierarchical_vae`, with the
+    trainer's divergence guard: if the ELBO becomes NaN or infinite, the last
+    parameters that gave a finite ELBO are restored, a message naming
+    ``learning_rate`` is printed and the history so far is returned.
+
+    Args:
+        model: a module with ``analytic_elbo(x) -> (B,)`` (nats).
+        x_fit: the points to average over.
+        n_steps: Adam steps (> 0).
+        learning_rate: Adam's initial step size (> 0).
+        progress: show a tqdm bar named ``desc``.
+
+    Returns:
+        The average ELBO before each step (nats), one float per completed step.
+    """
+    n_steps = check_positive_int("n_steps", n_steps)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
+    params = list(model.parameters())
+    optimizer = make_adam(params, learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps)
+    last_good = [p.detach().clone() for p in params]
+    history: list[float] = []
+    model.train()
+    for step in tqdm(range(n_steps), desc=desc, unit="step", disable=not progress):
+        elbo = model.analytic_elbo(x_fit).mean()
+        value = float(elbo.detach())
+        if not math.isfinite(value):  # diverged: back to the weights of the last finite ELBO
+            with torch.no_grad():
+                for p, buf in zip(params, last_good, strict=True):
+                    p.copy_(buf)
+            print(f"{desc} diverged at step {step}: ELBO = {value}. Stopped and restored the "
+                  "last parameters that gave a finite ELBO; try a smaller learning_rate.")
+            break
+        history.append(value)
+        optimizer.zero_grad(set_to_none=True)
+        (-elbo).backward()
+        with torch.no_grad():
+            for buf, p in zip(last_good, params, strict=True):
+                buf.copy_(p)
+        optimizer.step()
+        scheduler.step()
+    model.eval()
+    return history
+
+
 def fit_linear_vae(
     x: torch.Tensor,
     latent_size: int,
@@ -580,6 +633,9 @@ def fit_linear_vae(
         ``(model, history)``: the trained ``LinearGaussianVAE`` in evaluation mode
         and in the dtype of ``x``, and a list of ``n_steps`` floats, the average
         analytic ELBO per example (nats) at each step, before that step's update.
+        If the fit diverges (too large a ``learning_rate``) it stops with the last
+        finite parameters and a message, and the history is shorter
+        (:func:`maximize_analytic_elbo`).
 
     References:
         Tipping & Bishop (1999), Probabilistic Principal Component Analysis.
@@ -627,17 +683,7 @@ def fit_linear_vae(
         model.encoder_log_var.zero_()
         model.obs_log_var.fill_(float(pixel_var.log()))
 
-    optimizer = make_adam(list(model.parameters()), learning_rate)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps)
-    history: list[float] = []
-    model.train()
-    for _ in tqdm(range(n_steps), desc="linear VAE", unit="step", disable=not progress):
-        elbo = model.analytic_elbo(x_fit).mean()
-        history.append(float(elbo.detach()))
-        optimizer.zero_grad(set_to_none=True)
-        (-elbo).backward()
-        optimizer.step()
-        scheduler.step()
-    model.eval()
+    history = maximize_analytic_elbo(model, x_fit, n_steps=n_steps, learning_rate=learning_rate,
+                                     progress=progress, desc="linear VAE")
     return model.to(x.dtype), history
 

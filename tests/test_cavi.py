@@ -341,5 +341,5 @@ def test_densities_reject_bad_points():
         ng.log_prob(torch.zeros(3, dtype=DT), torch.ones(2, dtype=DT))
     with pytest.raises(ValueError, match="kappa"):
         NormalGamma(0.0, 0.0, 1.0, 1.0)
-    with pytest.raises(ValueError, match="a must be > 0"):
+    with pytest.raises(ValueError, match="a must be .*> 0"):
         gamma_entropy(0.0, 1.0)

@@ -74,14 +74,14 @@ DTYPE = torch.float64
 def _finite_float(name: str, value) -> float:
     """A finite real number (a one-element tensor is accepted) as a float."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+        value = check_tensor(name, value, finite=False).item()  # meta and float16 refused
     return check_finite_float(name, value)
 
 
 def _positive(name: str, value) -> float:
     """A finite number > 0 (a one-element tensor is accepted) as a float."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+        value = check_tensor(name, value, finite=False).item()  # meta and float16 refused
     return check_positive_float(name, value)
 
 
@@ -104,6 +104,11 @@ def gamma_entropy(a, b) -> torch.Tensor:
     Returns:
         Tensor (float64 for numbers) of the broadcast shape.
     """
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, torch.Tensor):
+            check_tensor(name, value)  # finite, floating, not empty
+        else:
+            check_positive_float(name, value)
     a = torch.as_tensor(a, dtype=DTYPE)
     b = torch.as_tensor(b, dtype=DTYPE)
     if bool((a <= 0).any()):

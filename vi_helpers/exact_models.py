@@ -23,6 +23,7 @@ from torch.distributions import MultivariateNormal, Normal
 
 from ._validate import (
     LOG_2PI,
+    as_float_tensor,
     check_finite_float,
     check_positive_float,
     check_positive_int,
@@ -98,9 +99,10 @@ class ConjugateGaussianModel:
             -\mathrm{KL}(\mathcal N(m,s^2)\,\|\,\mathcal N(\mu_0,\sigma_0^2))
         """
         x = self._check_x(x)
-        q_mu = torch.as_tensor(q_mu, dtype=x.dtype)
-        q_sigma = torch.as_tensor(q_sigma, dtype=x.dtype)
-        check_tensor("q_sigma", q_sigma, allow_empty=False)
+        q_mu = as_float_tensor("q_mu", q_mu, dtype=x.dtype).to(x.dtype)
+        q_sigma = as_float_tensor("q_sigma", q_sigma, dtype=x.dtype).to(x.dtype)
+        check_tensor("q_mu", q_mu)
+        check_tensor("q_sigma", q_sigma)
         if bool((q_sigma <= 0).any()):
             raise ValueError("q_sigma must be > 0")
         n = x.numel()

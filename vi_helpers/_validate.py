@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -67,6 +69,8 @@ __all__ = [
     "check_same_dtype",
     "check_device",
     "check_finite_weights",
+    "check_weights",
+    "as_path",
     "as_data_tensor",
     "as_float_tensor",
     "as_elementwise_tensors",
@@ -412,6 +416,22 @@ def check_device(name: str, device) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{name}='mps', but MPS is not available on this machine; use 'cpu'")
     return dev
+
+
+def check_weights(model, name: str = "model", *, finite: bool = True) -> torch.nn.Module:
+    """Return ``model`` if it is a module whose weights hold values: not on the meta device,
+    not float16 and (when ``finite``) without NaN or inf, naming the parameter."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    _model_parameter(model, name)  # meta and float16 first: their values cannot be scanned
+    return check_finite_weights(model, name) if finite else model
+
+
+def as_path(name: str, value) -> Path:
+    """A ``Path`` from a string or ``os.PathLike`` (``~`` expanded); anything else a TypeError."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or path, got {type(value).__name__}")
+    return Path(value).expanduser()
 
 
 def check_finite_weights(model: torch.nn.Module, name: str = "model") -> torch.nn.Module:

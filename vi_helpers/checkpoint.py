@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from . import models as _models
-from ._validate import check_device
+from ._validate import as_path, check_device, check_weights
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata", "FORMAT"]
 
@@ -53,12 +53,6 @@ _REBUILDABLE = {
 # saved model and the one loaded into (e.g. to fine-tune with another beta).
 _LOSS_ONLY_CONFIG = ("beta", "free_bits")
 
-
-
-def _as_path(name: str, path) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
-    return Path(path).expanduser()
 
 
 # ------------------------------------------------------------------------------ save
@@ -82,9 +76,8 @@ def save_checkpoint(
     """
     from safetensors.torch import save as _st_save  # only needed when saving
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    path = _as_path("path", path)
+    check_weights(model, finite=False)  # a module with values: not meta, not float16
+    path = as_path("path", path)
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
@@ -211,7 +204,7 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict:
         FileNotFoundError: no such file.
         ValueError: not a safetensors file (a ``torch.save`` pickle has no metadata).
     """
-    path = _as_path("path", path)
+    path = as_path("path", path)
     _check_exists(path)
     meta, why_not = _safetensors_metadata(path)
     if meta is None:
@@ -345,9 +338,9 @@ def load_checkpoint(
         ValueError: a mismatch (naming the parameter or config entry), an unknown
             class with ``model=None``, a corrupt file, or a pickle that would run code.
     """
-    path = _as_path("path", path)
-    if model is not None and not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+    path = as_path("path", path)
+    if model is not None:
+        check_weights(model, finite=False)  # loading into a meta or float16 model fails late
     map_location = check_device("map_location", map_location)
     _check_exists(path)
     meta, why_not = _safetensors_metadata(path)

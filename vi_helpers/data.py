@@ -38,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validate import (
+    as_path,
     check_choice,
     check_nonnegative_float,
     check_nonnegative_int,
@@ -310,7 +311,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         ValueError: bad magic number, truncated or over-long data, corrupt gzip;
             the message names ``path``.
     """
-    path = Path(path)
+    path = as_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file {path} does not exist")
     raw, unzipped = _read_bytes(path)
@@ -549,7 +550,8 @@ def dynamic_binarize(x: torch.Tensor, *, generator: torch.Generator | None = Non
     """
     # one reduction validates the usual case (NaN fails both comparisons); the
     # detailed checks only run to explain a failure
-    valid = isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 0
+    valid = (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 0
+             and x.device.type != "meta")
     if valid:
         lo, hi = torch.aminmax(x)
         valid = bool((lo >= 0) & (hi <= 1))

@@ -134,6 +134,17 @@ def precision_weighted_merge(
     References:
         Sønderby et al. (2016), Ladder Variational Autoencoders, eqs. (18)-(19).
     """
+    named = (("mu_hat", mu_hat), ("log_var_hat", log_var_hat), ("mu_p", mu_p),
+             ("log_var_p", log_var_p))
+    for name, value in named:  # values unscanned: it runs inside the training loss
+        check_tensor(name, value, finite=False)
+    try:
+        torch.broadcast_shapes(*(value.shape for _, value in named))
+    except RuntimeError as err:
+        raise ValueError(
+            "mu_hat, log_var_hat, mu_p and log_var_p must broadcast to one shape, got "
+            + ", ".join(str(tuple(v.shape)) for _, v in named)
+        ) from err
     weight = torch.sigmoid(log_var_p - log_var_hat)  # precision share of the data term
     mu_q = weight * mu_hat + (1.0 - weight) * mu_p
     log_var_q = -torch.logaddexp(-log_var_hat, -log_var_p)

@@ -148,6 +148,10 @@ def draw_samples(
     Returns:
         ``(S, *dist.batch_shape, *dist.event_shape)`` samples.
     """
+    if not isinstance(dist, Distribution):
+        raise TypeError(
+            f"dist must be a torch.distributions.Distribution, got {type(dist).__name__}"
+        )
     n_samples = check_positive_int("n_samples", n_samples)
     check_generator(generator)
     sampler = dist.rsample if dist.has_rsample else dist.sample

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ._validate import (
+    as_path,
     check_finite_float,
     check_nonnegative_int,
     check_positive_float,
@@ -52,7 +53,7 @@ def figures_dir(start: str | Path | None = None) -> Path:
     is ``notebooks/`` when a notebook runs) to the first folder that holds a
     ``pyproject.toml`` or ``figures/``; falls back to ``start/figures``.
     """
-    here = Path.cwd() if start is None else Path(start)
+    here = Path.cwd() if start is None else as_path("start", start)
     here = here.resolve()
     for folder in (here, *here.parents):
         if (folder / "figures").is_dir() or (folder / "pyproject.toml").is_file():
@@ -105,7 +106,8 @@ def save_figure(fig, name: str, *, directory: str | Path | None = None, dpi: int
         raise ValueError(f"name must be a plain file stem like 'kl_fits', got {name!r}")
     if name.endswith(".png"):
         name = name[:-4]
-    folder = Path(directory) if directory is not None else figures_dir()
+    folder = as_path("directory", directory) if directory is not None else figures_dir()
+    dpi = check_positive_int("dpi", dpi)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     buffer = io.BytesIO()
@@ -114,6 +116,13 @@ def save_figure(fig, name: str, *, directory: str | Path | None = None, dpi: int
     if not _same_picture(png, path):
         path.write_bytes(png)
     return path
+
+
+def _check_ax(name: str, ax, method: str = "plot"):
+    """A matplotlib ``Axes`` (anything with ``method``), or a TypeError naming ``name``."""
+    if not callable(getattr(ax, method, None)):
+        raise TypeError(f"{name} must be a matplotlib Axes, got {type(ax).__name__}")
+    return ax
 
 
 def _to_numpy(images, name: str = "images", *, finite: bool = True) -> np.ndarray:
@@ -181,6 +190,7 @@ def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] 
 def plot_image_grid(ax, images, *, nrow: int | None = None, image_shape=None, title=None,
                     cmap: str = "gray_r", vmin: float = 0.0, vmax: float = 1.0):
     """Show ``images`` as a grid on ``ax`` (nearest-neighbour, so pixels stay crisp)."""
+    _check_ax("ax", ax, "imshow")
     grid = image_grid(images, nrow=nrow, image_shape=image_shape, pad_value=vmin)
     ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
@@ -209,7 +219,7 @@ def plot_training_curves(axes, history, *, label: str | None = None):
                         f"got {type(history).__name__}")
     losses = _to_numpy(list(history), "history", finite=False).reshape(-1)
     epochs = np.arange(1, len(losses) + 1)
-    ax_elbo, ax_rec, ax_kl = axes
+    ax_elbo, ax_rec, ax_kl = (_check_ax(f"axes[{i}]", ax) for i, ax in enumerate(axes))
     if len(getattr(history, "elbo", ())) != len(losses) or not len(losses):
         ax_elbo.plot(epochs, losses, label=label)
         ax_elbo.set(title="training loss (per example)", xlabel="epoch")
@@ -238,6 +248,7 @@ def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
     from matplotlib.patches import Ellipse
 
     check_positive_float("n_std", n_std)
+    _check_ax("ax", ax, "add_patch")
     mu = _to_numpy(mu, "mu").reshape(-1)
     cov = _to_numpy(cov, "cov")
     if mu.shape != (2,) or cov.shape != (2, 2):
@@ -259,6 +270,7 @@ def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
 def plot_latent_scatter(ax, z, labels=None, *, s: float = 6.0, cmap: str = "tab10",
                         colorbar: bool = True):
     """Scatter 2-D latent codes ``z (N, 2)`` coloured by integer ``labels (N,)``."""
+    _check_ax("ax", ax, "scatter")
     z = _to_numpy(z, "z")
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"z must be (N, 2), got {z.shape}")
@@ -276,6 +288,7 @@ def plot_latent_scatter(ax, z, labels=None, *, s: float = 6.0, cmap: str = "tab1
 
 def plot_density_1d(ax, grid, density, *, label=None, fill: bool = False, **kwargs):
     """Plot a 1-D density ``density(grid)`` (tensors or arrays of the same length)."""
+    _check_ax("ax", ax)
     g, d = _to_numpy(grid, "grid"), _to_numpy(density, "density")
     if g.shape != d.shape or g.ndim != 1:
         raise ValueError(f"grid and density must be 1-D of equal length, got {g.shape}, {d.shape}")

@@ -46,6 +46,7 @@ from ._validate import (
     check_positive_float,
     check_positive_int,
     check_tensor,
+    check_weights,
     eval_mode,
 )
 from .data import Minibatches
@@ -160,6 +161,12 @@ def make_adam(params: list[torch.Tensor], learning_rate: float) -> torch.optim.A
     ``benchmarks/README.md``). The update is the same Adam update; only the
     floating-point rounding order differs.
     """
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
+    params = list(params)
+    for i, p in enumerate(params):
+        check_tensor(f"params[{i}]", p, finite=False)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=learning_rate, fused=True if fused else None)
 
@@ -543,6 +550,10 @@ def maximize_analytic_elbo(
     Returns:
         The average ELBO before each step (nats), one float per completed step.
     """
+    check_weights(model)
+    if not callable(getattr(model, "analytic_elbo", None)):
+        raise TypeError(f"model must have analytic_elbo(x), got {type(model).__name__}")
+    x_fit = check_model_input(model, x_fit, "x_fit")
     n_steps = check_positive_int("n_steps", n_steps)
     learning_rate = check_positive_float("learning_rate", learning_rate)
     params = list(model.parameters())

@@ -97,6 +97,12 @@ def tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="vi_fuzz_"))
 
 
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """save_figure(directory=None) writes to figures_dir() of the current folder: not the repo's."""
+    monkeypatch.chdir(tmp_path)
+
+
 # -- templates: a valid call, and what the function documents about its arguments --------------
 @dataclass
 class Template:

@@ -165,7 +165,8 @@ def make_adam(params: list[torch.Tensor], learning_rate: float) -> torch.optim.A
         raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
     params = list(params)
     for i, p in enumerate(params):
-        check_tensor(f"params[{i}]", p, finite=False)
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params[{i}] must be a torch.Tensor, got {type(p).__name__}")
     learning_rate = check_positive_float("learning_rate", learning_rate)
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=learning_rate, fused=True if fused else None)

@@ -48,10 +48,10 @@ from ._validate import (
     check_positive_int,
     check_tensor,
 )
+from .analytic_fit import maximize_analytic_elbo
 from .elbo import LOG_2PI, gaussian_log_likelihood
 from .hierarchical import TwoLayerVAE
 from .kl import kl_standard_normal_per_dim
-from .train import maximize_analytic_elbo
 
 __all__ = ["LinearHierarchicalVAE", "fit_linear_hierarchical_vae", "moment_matched_points"]
 

@@ -340,5 +340,13 @@ def test_densities_reject_bad_points():
         ng.log_prob(torch.zeros(3, dtype=DT), torch.ones(2, dtype=DT))
     with pytest.raises(ValueError, match="kappa"):
         NormalGamma(0.0, 0.0, 1.0, 1.0)
-    with pytest.raises(ValueError, match="a must be > 0"):
+    with pytest.raises(ValueError, match="a must be .*> 0"):
         gamma_entropy(0.0, 1.0)
+
+
+# -- issue 11 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("a, b, bad", [(math.nan, 1.0, "a"), (2.0, torch.tensor([math.inf]), "b"),
+                                       (torch.ones(1, device="meta"), 1.0, "a")])
+def test_gamma_entropy_refuses_nan_and_meta(a, b, bad):
+    with pytest.raises(ValueError, match=rf"^{bad} "):
+        gamma_entropy(a, b)

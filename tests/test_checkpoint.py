@@ -289,3 +289,30 @@ def test_load_bad_model_argument(tmp_path):
     save_checkpoint(make_vae(), tmp_path / "m.st")
     with pytest.raises(TypeError, match="model"):
         load_checkpoint(tmp_path / "m.st", model={"not": "a module"})
+
+
+# -- issue 11 -----------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_map_location_cuda_without_cuda_says_so(tmp_path):
+    path = save_checkpoint(LinearGaussianVAE(4, 2), tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match=r"map_location='cuda'.*CUDA is not available"):
+        load_checkpoint(path, map_location="cuda")
+
+
+def test_a_killed_save_leaves_no_temporary_file_behind(tmp_path):
+    """A SIGKILL between mkstemp and the rename leaves .<name>.*.tmp; the next save removes it."""
+    path = tmp_path / "m.safetensors"
+    stale = tmp_path / ".m.safetensors.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".other.safetensors.abc123.tmp"  # another file's: not ours to remove
+    other.write_bytes(b"x")
+    save_checkpoint(LinearGaussianVAE(4, 2), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, path.name]
+
+
+def test_a_plain_safetensors_file_is_named_as_such(tmp_path):
+    """It used to say the file "holds a None"."""
+    path = tmp_path / "plain.safetensors"
+    safetensors.torch.save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="without a model class.*pass model="):
+        load_checkpoint(path)

@@ -589,3 +589,38 @@ def test_minibatches_draw_the_order_when_a_pass_starts():
     it = iter(batches)
     assert not torch.equal(g.get_state(), state)  # drawn at iter(), before the first batch
     assert len(list(it)) == 3
+
+
+# -- issue 11: a download that never answers ends, and says which mirrors it tried ---------------
+def test_download_from_a_silent_server_ends_and_names_the_mirrors(tmp_path, monkeypatch):
+    """A proxy that accepts the connection and never answers used to block 2 x 60 s in silence."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # the kernel accepts connections; nothing ever answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        monkeypatch.setattr(data, "_MIRRORS", {"mnist": (url, url + "second/")})
+        start = time.monotonic()
+        with pytest.raises(RuntimeError) as err:
+            data.load_mnist(tmp_path, split="test", download=True, timeout=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        silent.close()
+    message = str(err.value)
+    assert "2 mirror(s) tried" in message and "no answer (timed out)" in message
+    assert url in message and url + "second/" in message and "root=" in message
+    assert elapsed < 10  # two mirrors x 0.5 s, with room for a loaded machine
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_root_must_be_a_folder(tmp_path):
+    """Root cause 8: a file as root said "not found"."""
+    f = tmp_path / "mnist.gz"
+    f.write_bytes(b"")
+    with pytest.raises(ValueError, match="root must be a folder"):
+        data.load_mnist(f)
+    with pytest.raises(TypeError, match="root must be a folder path"):
+        data.load_mnist(3)

@@ -265,3 +265,16 @@ GOOD_LJ = lambda z: -z.pow(2)
 def test_bad_inputs_name_the_argument(call, exc, name):
     with pytest.raises(exc, match=name):
         call()
+
+
+# -- issue 11: a zero or NaN variance, a NaN log-joint --------------------------------------------
+@pytest.mark.parametrize("log_var", [-math.inf, math.nan, torch.tensor([0.0, math.nan])])
+def test_gaussian_log_likelihood_refuses_a_zero_or_nan_variance(log_var):
+    with pytest.raises(ValueError, match="log_var contains 1 NaN or infinite"):
+        gaussian_log_likelihood(torch.zeros(3, 2), torch.zeros(3, 2), log_var)
+
+
+def test_elbo_monte_carlo_refuses_a_nan_log_joint():
+    q = Normal(torch.zeros(2), torch.ones(2))
+    with pytest.raises(ValueError, match="log_joint returned NaN"):
+        elbo_monte_carlo(lambda z: torch.full(z.shape, math.nan), q, 4)

@@ -175,3 +175,19 @@ def test_blr_bad_inputs(blr):
         BayesianLogisticRegression(blr.x[:, 0], blr.y)
     with pytest.raises(ValueError, match="n"):
         blr.grid_posterior(n=0)
+
+
+# -- issue 11 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("q_mu, q_sigma, bad", [(math.nan, 1.0, "q_mu"), (0.0, math.inf, "q_sigma"),
+                                                ("0", 1.0, "q_mu")])
+def test_conjugate_elbo_refuses_nan_and_non_numbers(q_mu, q_sigma, bad):
+    with pytest.raises((ValueError, TypeError), match=bad):
+        ConjugateGaussianModel().elbo(torch.zeros(3), q_mu, q_sigma)
+
+
+def test_logistic_regression_names_x_and_the_dtype_of_w():
+    x, y = torch.zeros(4, 2), torch.tensor([0.0, 1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match=r"y must have one label per row of x \(5\)"):
+        BayesianLogisticRegression(torch.zeros(5, 2), y)
+    with pytest.raises(TypeError, match=r"w has dtype torch.float64 but x has torch.float32.*w\.float\(\)"):
+        BayesianLogisticRegression(x, y).log_joint(torch.zeros(3, 2, dtype=torch.float64))

@@ -300,3 +300,26 @@ def test_bad_model_and_x(small):
         amortization_gap(vae, x[:, :4])
     with pytest.raises(TypeError, match="x"):
         optimize_local_posterior(vae, x.numpy())
+
+
+# -- issue 11: parameters of q of another dtype are refused; a diverged search stops ------------
+def test_free_energy_refuses_mu_of_another_dtype_naming_both_and_the_fix():
+    model = VariationalAutoencoder(4, 8, 2, likelihood="bernoulli")
+    x = torch.rand(3, 4)
+    mu, log_var = torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, 2)
+    with pytest.raises(TypeError, match=r"mu has dtype torch.float64 but model has torch.float32; "
+                                        r"convert it: mu\.float\(\)"):
+        free_energy(model, x, mu, log_var)
+    # the data x is cast (the dtype rule): float64 x with float32 mu works
+    assert free_energy(model, x.double(), mu.float(), log_var).dtype == torch.float32
+
+
+def test_optimize_local_posterior_stops_when_it_diverges(capsys):
+    """Root cause 4: it used to report an internal variable (z contains NaN)."""
+    torch.manual_seed(0)
+    model = VariationalAutoencoder(4, 8, 2, likelihood="bernoulli")
+    mu, log_var, history = optimize_local_posterior(model, torch.rand(3, 4), learning_rate=1e6,
+                                                    n_steps=50)
+    out = capsys.readouterr().out
+    assert "diverged" in out and "learning_rate" in out
+    assert len(history) < 50 and bool(torch.isfinite(mu).all() & torch.isfinite(log_var).all())

@@ -427,3 +427,23 @@ def test_kl_monte_carlo_bad_inputs(kwargs, exc, name):
     generator = args.pop("generator", None)
     with pytest.raises(exc, match=name):
         kl_monte_carlo(args["q"], args["p"], args["n_samples"], generator=generator)
+
+
+# -- issue 11: NaN and infinite arguments are refused, naming them --------------------------------
+def test_kl_standard_normal_refuses_nan_and_zero_variance():
+    from vi_helpers.kl import kl_standard_normal, kl_standard_normal_per_dim
+
+    with pytest.raises(ValueError, match="mu contains 1 NaN"):
+        kl_standard_normal(torch.tensor([math.nan, 0.0]), torch.zeros(2))
+    with pytest.raises(ValueError, match="log_var contains 1 NaN or infinite"):
+        kl_standard_normal(torch.zeros(2), torch.tensor([-math.inf, 0.0]))
+    # the per-dimension building block of training losses lets NaN through to the NaN guard
+    assert torch.isnan(kl_standard_normal_per_dim(torch.tensor([math.nan]), torch.zeros(1))).all()
+
+
+def test_rank_messages_say_a_range_not_fifteen_alternatives():
+    """Root cause 8: "1 or 2 or 3 ... or 15 dimension(s)"."""
+    from vi_helpers.kl import kl_diag_normal
+
+    with pytest.raises(ValueError, match=r"mu_q must have 1 to 15 dimension\(s\), got shape \(\)"):
+        kl_diag_normal(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(0.0), torch.tensor(0.0))

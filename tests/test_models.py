@@ -397,3 +397,32 @@ def test_forward_uses_the_decoder_network_unchecked_on_its_own_latents():
         assert bool(torch.isnan(x_hat).all())  # a NaN loss for the trainer's guard, no error
         with pytest.raises(ValueError, match="z"):
             vae.decoder(torch.full((2, L), float("nan")))  # a user's z is checked
+
+
+# -- issue 11: the model's own forward/encode/decode/elbo cast data to its dtype ----------------
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_model_methods_cast_data_to_the_model_dtype(dtype):
+    torch.manual_seed(0)
+    model = VariationalAutoencoder(4, 8, 2, likelihood="bernoulli")
+    x = torch.rand(3, 4).to(dtype).float()  # representable in dtype: both calls see one x
+    for method, arg in (("encode", x), ("decode", x[:, :2])):
+        want, got = getattr(model, method)(arg), getattr(model, method)(arg.to(dtype))
+        assert all(torch.equal(a, b) for a, b in zip(
+            want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,),
+            strict=True))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(model.elbo(x, generator=g()), model.elbo(x.to(dtype), generator=g()))
+    linear = LinearGaussianVAE(4, 2)
+    assert torch.equal(linear.analytic_elbo(x), linear.analytic_elbo(x.to(dtype)))
+
+
+def test_reparameterize_checks_its_arguments():
+    """Root cause 2: no checks at all, and no shape check between mu and log_var."""
+    with pytest.raises(ValueError, match="mu and log_var must have the same shape"):
+        reparameterize(torch.zeros(3, 2), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="log_var contains 1 NaN"):
+        reparameterize(torch.zeros(2), torch.tensor([0.0, math.nan]))
+    with pytest.raises(TypeError, match="generator"):
+        reparameterize(torch.zeros(2), torch.zeros(2), generator=0)
+    with pytest.raises(ValueError, match="mu is on the meta device"):
+        reparameterize(torch.zeros(2, device="meta"), torch.zeros(2))

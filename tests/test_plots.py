@@ -250,3 +250,34 @@ def test_plot_density_1d():
     assert len(ax.collections) == 1
     with pytest.raises(ValueError, match="grid"):
         plot_density_1d(ax, grid, density[:-1])
+
+
+# -- issue 11: plots name what the user passed ---------------------------------------------------
+def test_plot_training_curves_draws_a_plain_list_of_losses():
+    """The seed's train_model returns a list; plot_training_curves raised AttributeError on it."""
+    fig, axes = plt.subplots(1, 3)
+    plot_training_curves(axes, [3.0, 2.0, 1.5], label="seed")
+    (line,) = axes[0].get_lines()
+    assert list(line.get_ydata()) == [3.0, 2.0, 1.5]
+    assert "not recorded" in axes[1].get_title()
+    with pytest.raises(TypeError, match="history"):
+        plot_training_curves(axes, "loss")
+    plt.close(fig)
+
+
+def test_plot_latent_scatter_checks_the_labels_length():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match=r"labels must have one entry per row of z \(4\), got 3"):
+        plot_latent_scatter(ax, torch.zeros(4, 2), torch.tensor([0, 1, 2]))
+    plt.close(fig)
+
+
+def test_nan_images_and_non_symmetric_covariances_are_refused():
+    with pytest.raises(ValueError, match="images contains 1 NaN"):
+        image_grid(torch.tensor([[0.0, math.nan, 0.5, 1.0]]))
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="cov must be symmetric"):
+        plot_gaussian_ellipse(ax, torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot_gaussian_ellipse(None, torch.zeros(2), torch.eye(2))
+    plt.close(fig)

@@ -506,3 +506,131 @@ def test_training_loss_contract_trains_and_logs_terms():
     assert len(hist.kl) == len(hist.elbo) == 50
     assert hist.elbo[-1] == pytest.approx(hist.recon[-1] * -1 - hist.kl[-1])
     assert model.seen_beta[0] < 1.0 and model.seen_beta[-1] == 1.0
+
+
+# -- issue 11: every argument checked before a weight moves; data cast to the model's dtype -----
+def _tiny(seed: int = 0, **kw) -> VariationalAutoencoder:
+    torch.manual_seed(seed)
+    return VariationalAutoencoder(4, 8, 2, likelihood="bernoulli", **kw)
+
+
+def _weights(model) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_data_of_another_dtype_trains_as_float32(dtype):
+    """Root cause 1: torch.from_numpy(x) is float64; it is cast, and the run is the same."""
+    x = torch.rand(16, 4, generator=torch.Generator().manual_seed(0))
+    x = x.to(dtype).float()  # values exactly representable in dtype, so both runs agree
+    runs = []
+    for data in (x, x.to(dtype)):
+        model = _tiny()
+        h = train_model(model, data, 2, 1e-2, batch_size=8, seed=0, progress=False,
+                        validation_data=data[:4])
+        runs.append((list(h), h.val_elbo, _weights(model)))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert _same(runs[0][2], runs[1][2])
+
+
+def test_a_float64_model_trains_on_float32_data():
+    model = _tiny().double()
+    h = train_model(model, torch.rand(8, 4), 1, 1e-2, batch_size=4, seed=0, progress=False,
+                    validation_data=torch.rand(4, 4))
+    assert h.status == "completed" and next(model.parameters()).dtype == torch.float64
+
+
+def test_a_float16_model_is_refused_with_the_fix():
+    model = _tiny().half()
+    with pytest.raises(TypeError, match=r"model has float16 weights.*model\.float\(\)"):
+        train_model(model, torch.rand(8, 4), 1, progress=False)
+
+
+def test_numpy_datasets_are_converted_or_refused_with_the_fix():
+    import numpy as np
+
+    model = _tiny()
+    h = train_model(model, np.random.default_rng(0).random((8, 4)), 1, progress=False, seed=0)
+    assert h.status == "completed"
+    before = _weights(model)
+    with pytest.raises(TypeError, match=r"dataset.*uint8.*torch\.from_numpy\(dataset\)\.float\(\)"):
+        train_model(model, np.zeros((8, 4), dtype=np.uint8), 1, progress=False)
+    assert _same(before, _weights(model))
+
+
+def test_a_tuple_dataset_is_refused_before_any_weight_moves():
+    """Root cause 7: (x, y) used to train on x as one batch, then fail on y."""
+    model = _tiny()
+    before = _weights(model)
+    x, y = torch.rand(8, 4), torch.arange(8)
+    with pytest.raises(TypeError, match=r"dataset must not be a tuple.*train_model\(model, x\)"):
+        train_model(model, (x, y), 1, progress=False)
+    with pytest.raises(ValueError, match="dataset batch 1"):  # a list is checked whole, up front
+        train_model(model, [x, torch.rand(8, 5)], 1, progress=False)
+    assert _same(before, _weights(model))
+
+
+def test_bad_validation_data_is_refused_before_any_weight_moves():
+    model = _tiny()
+    before = _weights(model)
+    with pytest.raises(ValueError, match="validation_data must have last dimension 4"):
+        train_model(model, torch.rand(8, 4), 1, progress=False, validation_data=torch.rand(3, 5))
+    with pytest.raises(ValueError, match="validation_data contains 1 NaN"):
+        bad = torch.rand(3, 4)
+        bad[0, 0] = math.nan
+        train_model(model, torch.rand(8, 4), 1, progress=False, validation_data=bad)
+
+    class NoElbo(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(4))
+
+        def training_loss(self, x, **kw):
+            loss = ((x - self.w) ** 2).sum(-1).mean()
+            return loss, {"recon": loss, "kl": loss * 0, "log_lik": -loss}
+
+    with pytest.raises(TypeError, match="validation_data needs a model with elbo"):
+        train_model(NoElbo(), torch.rand(8, 4), 1, progress=False, validation_data=torch.rand(2, 4))
+    assert _same(before, _weights(model))
+
+
+def test_a_seeded_run_with_a_dataloader_leaves_the_global_rng_alone():
+    """Root cause 7: a check called iter(DataLoader), which draws from the global RNG."""
+    loader = DataLoader(TensorDataset(torch.rand(16, 4)), batch_size=8, shuffle=True)
+    model = _tiny()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train_model(model, loader, 1, seed=0, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_says_so():
+    """Root cause 3: torch's AssertionError becomes a message naming device."""
+    with pytest.raises(ValueError, match=r"device='cuda'.*CUDA is not available"):
+        train_model(_tiny(), torch.rand(8, 4), 1, device="cuda", progress=False)
+    with pytest.raises(ValueError, match="device must name a device"):
+        train_model(_tiny(), torch.rand(8, 4), 1, device="gpu", progress=False)
+
+
+def test_a_model_with_nan_weights_is_refused():
+    model = _tiny()
+    with torch.no_grad():
+        model.decoder.decoder[0].weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match=r"model has NaN or infinite weights.*decoder\.decoder\.0"):
+        train_model(model, torch.rand(8, 4), 1, progress=False)
+
+
+def test_fit_linear_vae_diverges_like_train_model(capsys):
+    """Root cause 4: a huge learning_rate stops with finite weights and a message."""
+    x = torch.rand(40, 4, generator=torch.Generator().manual_seed(0))
+    model, history = fit_linear_vae(x, 2, n_steps=60, learning_rate=1e4)
+    out = capsys.readouterr().out
+    assert "diverged" in out and "learning_rate" in out
+    assert len(history) < 60 and all(math.isfinite(v) for v in history)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())

@@ -144,3 +144,62 @@ def test_as_float_tensor_numpy_and_numbers():
         as_float_tensor("x", np.ones(2, dtype=np.int64))
     with pytest.raises(TypeError, match="x"):
         as_float_tensor("x", [1.0])
+
+
+# -- issue 11: the dtype rule, devices, meta tensors, messages -----------------------------------
+def test_float16_is_refused_with_the_fix_and_cast_where_data_meets_a_model():
+    from vi_helpers._validate import check_tensor
+
+    with pytest.raises(TypeError, match=r"x has dtype torch.float16.*x\.float\(\)"):
+        check_tensor("x", torch.zeros(2, dtype=torch.float16))
+    model = LinearGaussianVAE(4, 2)
+    assert check_model_input(model, torch.zeros(3, 4, dtype=torch.float16)).dtype == torch.float32
+    with pytest.raises(TypeError, match="model has float16 weights"):
+        check_model_input(model.half(), torch.zeros(3, 4))
+
+
+def test_check_same_dtype_names_the_argument_both_dtypes_and_the_fix():
+    from vi_helpers._validate import check_same_dtype
+
+    with pytest.raises(TypeError, match=r"^mu has dtype torch.float32 but model has "
+                                        r"torch.float64; convert it: mu\.double\(\)$"):
+        check_same_dtype("mu", torch.zeros(2), "model", torch.float64)
+
+
+def test_meta_tensors_and_models_are_refused_before_item():
+    """Root cause 3: tensors on the meta device reached .item()."""
+    from vi_helpers._validate import check_tensor
+
+    with pytest.raises(ValueError, match="x is on the meta device"):
+        check_tensor("x", torch.zeros(2, device="meta"))
+    with pytest.raises(ValueError, match="model is on the meta device"):
+        check_vae(LinearGaussianVAE(4, 2).to("meta"))
+
+
+def test_check_device():
+    from vi_helpers._validate import check_device
+
+    assert check_device("device", "cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must name a device"):
+        check_device("device", "gpu")
+    with pytest.raises(TypeError, match="device"):
+        check_device("device", 1.5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            check_device("map_location", torch.device("cuda"))
+
+
+def test_shapes_print_as_python_tuples():
+    """Root cause 8: a required shape printed as (2) instead of (2,)."""
+    from vi_helpers._validate import check_tensor
+
+    with pytest.raises(ValueError, match=r"must have shape \(2,\), got \(3,\)"):
+        check_tensor("y", torch.zeros(3), shape=(2,))
+
+
+def test_as_data_tensor_converts_floating_numpy_and_refuses_integers():
+    from vi_helpers._validate import as_data_tensor
+
+    assert as_data_tensor("x", np.zeros((2, 3))).dtype == torch.float64
+    with pytest.raises(TypeError, match=r"torch\.from_numpy\(x\)\.float\(\)"):
+        as_data_tensor("x", np.zeros((2, 3), dtype=np.uint8))

@@ -6,6 +6,27 @@ argument* and says what was expected, so a student sees ``x must have shape
 (batch, 64), got (64,)`` instead of a NaN three cells later. Checks run before
 any weight moves.
 
+**The dtype rule** (one rule for the whole package):
+
+* *Data* given to a model (``x`` of the trainer, ``validation_data``, the
+  evaluation functions, a model's own ``forward``/``encode``/``elbo``/``decode``)
+  is **cast to the model's dtype and device** (:func:`check_model_input`), so
+  ``torch.from_numpy(x)`` (float64) or float16 data just works with a float32
+  model. Casting data is safe: pixel values in [0, 1] lose nothing that matters.
+  A floating NumPy array given as a dataset is converted the same way
+  (:func:`as_data_tensor`); an integer one is refused with the fix.
+* *float16* tensors are refused everywhere else (``TypeError`` with the fix
+  ``x.float()``): sums over hundreds of pixels overflow float16 (largest value
+  65504). A model with float16 weights is refused too (``model.float()``; for
+  speed use ``train_model(..., mixed_precision=torch.bfloat16)``).
+* *Parameters* compared against a model (``free_energy``'s ``mu``/``log_var``)
+  are **refused** when their dtype differs from the model's
+  (:func:`check_same_dtype`): the message names the argument, both dtypes and
+  the fix (``mu.float()``), because silently casting a tensor the caller
+  differentiates or optimizes would hide which precision they work in.
+* Integer and bool tensors are refused (``TypeError``): an integer image
+  tensor almost always means the data was not scaled to [0, 1].
+
 Besides the checks, this module writes down the contract a VAE offers to the
 evaluation code (:class:`VAE`, checked by :func:`check_vae`), holds the
 :func:`eval_mode` context manager and the constant :data:`LOG_2PI`, which every
@@ -16,8 +37,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -47,6 +70,12 @@ __all__ = [
     "check_input_size",
     "check_model_input",
     "check_vae",
+    "check_same_dtype",
+    "check_device",
+    "check_finite_weights",
+    "check_weights",
+    "as_path",
+    "as_data_tensor",
     "as_float_tensor",
     "as_elementwise_tensors",
     "eval_mode",
@@ -57,7 +86,21 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _shape_str(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    """A shape as Python prints a tuple: ``(2,)``, ``(*, 64)``."""
+    items = ["*" if s is None else str(s) for s in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _ranks_str(allowed: tuple[int, ...]) -> str:
+    """``2``, ``1 or 2``, or ``1 to 15`` for a run of consecutive ranks."""
+    if len(allowed) > 2 and allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+        return f"{allowed[0]} to {allowed[-1]}"
+    return " or ".join(str(a) for a in allowed)
+
+
+def _fix_for(dtype: torch.dtype) -> str:
+    """The method that converts a tensor to ``dtype``: ``.float()``, ``.double()``, ``.to(...)``."""
+    return {torch.float32: ".float()", torch.float64: ".double()"}.get(dtype, f".to({dtype})")
 
 
 def check_tensor(
@@ -71,6 +114,7 @@ def check_tensor(
     floating: bool = True,
     nonnegative: bool = False,
     allow_empty: bool = False,
+    allow_float16: bool = False,
 ) -> torch.Tensor:
     """Check that ``value`` is a tensor of the expected form and return it.
 
@@ -84,21 +128,33 @@ def check_tensor(
         floating: require a floating dtype (float16/32/64, bfloat16).
         nonnegative: reject negative entries (variances, probabilities).
         allow_empty: accept tensors with zero elements.
+        allow_float16: accept float16 (data that a model casts to its own dtype);
+            otherwise float16 is refused (see the dtype rule in the module docstring).
 
     Raises:
-        TypeError: not a tensor, or not floating point when ``floating``.
-        ValueError: wrong rank/shape, empty, non-finite or negative.
+        TypeError: not a tensor, not floating point when ``floating``, or float16.
+        ValueError: on the ``meta`` device, wrong rank/shape, empty, non-finite or negative.
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device: it has a shape but no values; "
+            "create it on 'cpu' (or 'cuda')"
+        )
     if floating and not value.is_floating_point():
         raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
+    if floating and value.dtype == torch.float16 and not allow_float16:
+        raise TypeError(
+            f"{name} has dtype torch.float16, whose sums overflow above 65504; "
+            f"pass {name}.float()"
+        )
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if value.dim() not in allowed:
-            want = " or ".join(str(a) for a in allowed)
             raise ValueError(
-                f"{name} must have {want} dimension(s), got shape {tuple(value.shape)}"
+                f"{name} must have {_ranks_str(allowed)} dimension(s), "
+                f"got shape {tuple(value.shape)}"
             )
     if shape is not None:
         ok = value.dim() == len(shape) and all(
@@ -177,14 +233,14 @@ def check_finite_float(name: str, value) -> float:
 def check_finite_scalar(name: str, value) -> float:
     """A finite real number, or a one-element tensor holding one, as a float."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+        value = check_tensor(name, value, finite=False).item()  # meta and float16 refused
     return check_finite_float(name, value)
 
 
 def check_positive_scalar(name: str, value) -> float:
     """A finite number > 0, or a one-element tensor holding one, as a float."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+        value = check_tensor(name, value, finite=False).item()  # meta and float16 refused
     return check_positive_float(name, value)
 
 
@@ -233,10 +289,8 @@ def as_float_tensor(name: str, value, *, dtype: torch.dtype = torch.float32) -> 
     Integer tensors are refused (``TypeError``) rather than silently cast, because
     an integer image tensor almost always means the data was not scaled to [0, 1].
     """
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
-        return value
+    if isinstance(value, torch.Tensor):  # floating, not float16, not meta; values unscanned
+        return check_tensor(name, value, finite=False, allow_empty=True)
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number or tensor, got bool")
     if isinstance(value, numbers.Real):
@@ -294,12 +348,138 @@ def check_input_size(name: str, x: torch.Tensor, input_size: int | None) -> torc
     return x
 
 
-def check_model_input(model: torch.nn.Module, x, name: str = "x") -> torch.Tensor:
-    """Check a ``(B, D)`` batch against ``model.input_size``; return it in the model's dtype and device."""
-    check_tensor(name, x, ndim=2)
-    check_input_size(name, x, getattr(model, "input_size", None))
+def _model_parameter(model: torch.nn.Module, name: str = "model") -> torch.Tensor | None:
+    """The first parameter of ``model`` (its dtype and device), after refusing meta and float16."""
     p = next(model.parameters(), None)
+    if p is not None and p.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device (its weights have no values); "
+                         f"load or initialize it on 'cpu' first")
+    if p is not None and p.dtype == torch.float16:
+        raise TypeError(
+            f"{name} has float16 weights, whose sums overflow above 65504; use "
+            f"{name}.float() (for speed: train_model(..., mixed_precision=torch.bfloat16))"
+        )
+    return p
+
+
+def check_model_input(
+    model: torch.nn.Module, x, name: str = "x", *, ndim: int | Sequence[int] | None = 2,
+    last_dim: int | None = None,
+) -> torch.Tensor:
+    """Check data for ``model`` and return it **in the model's dtype and device**.
+
+    ``x`` must be a floating tensor of rank ``ndim`` (``(B, D)`` by default) whose
+    last dimension is ``model.input_size`` (or ``last_dim`` when given: e.g. the
+    decoder's ``latent_size`` for codes ``z``), finite and not empty. float16 and
+    float64 data are cast (the dtype rule of this module); integer data is refused.
+    """
+    check_tensor(name, x, ndim=ndim, last_dim=last_dim, allow_float16=True)
+    if last_dim is None:
+        check_input_size(name, x, getattr(model, "input_size", None))
+    p = _model_parameter(model)
     return x if p is None else x.to(device=p.device, dtype=p.dtype)
+
+
+def check_same_dtype(name: str, value: torch.Tensor, like_name: str,
+                     like: torch.Tensor | torch.dtype) -> torch.Tensor:
+    """Refuse ``value`` whose dtype differs from ``like``'s; the message gives the fix.
+
+    For *parameters* compared against a model or another argument (see the dtype
+    rule in the module docstring); data is cast instead (:func:`check_model_input`).
+    """
+    dtype = like if isinstance(like, torch.dtype) else like.dtype
+    if value.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but {like_name} has {dtype}; "
+            f"convert it: {name}{_fix_for(dtype)}"
+        )
+    return value
+
+
+def as_data_tensor(name: str, value):
+    """A dataset or batch as a tensor: a floating NumPy array is converted, others refused.
+
+    Tensors and other objects pass through unchanged (their own checks follow).
+    An integer or bool array is refused with the fix, since pixels must be scaled
+    to [0, 1] first.
+    """
+    if isinstance(value, np.ndarray):
+        if np.issubdtype(value.dtype, np.floating):
+            return torch.from_numpy(np.ascontiguousarray(value))
+        raise TypeError(
+            f"{name} is a NumPy array of dtype {value.dtype}; the models need floating "
+            f"tensors in [0, 1]: pass torch.from_numpy({name}).float() (divide raw 0-255 "
+            "pixels by 255)"
+        )
+    return value
+
+
+def check_device(name: str, device) -> torch.device:
+    """A ``torch.device`` from ``device`` (a string or device) that exists on this machine.
+
+    Raises:
+        TypeError: not a string or ``torch.device``.
+        ValueError: not a device name, the ``meta`` device, or CUDA/MPS asked for on a
+            machine without it (the message says so instead of torch's AssertionError).
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{name} must name a device such as 'cpu' or 'cuda', got {device!r}"
+            ) from err
+    else:
+        raise TypeError(
+            f"{name} must be a device name such as 'cpu' or 'cuda', or a torch.device, "
+            f"got {type(device).__name__}"
+        )
+    if dev.type == "meta":
+        raise ValueError(f"{name} must be a device that holds values, got 'meta'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}={str(dev)!r}, but CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); use 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}={str(dev)!r}, but this machine has {torch.cuda.device_count()} "
+                "CUDA device(s)"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}='mps', but MPS is not available on this machine; use 'cpu'")
+    return dev
+
+
+def check_weights(model, name: str = "model", *, finite: bool = True) -> torch.nn.Module:
+    """Return ``model`` if it is a module whose weights hold values: not on the meta device,
+    not float16 and (when ``finite``) without NaN or inf, naming the parameter."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    _model_parameter(model, name)  # meta and float16 first: their values cannot be scanned
+    return check_finite_weights(model, name) if finite else model
+
+
+def as_path(name: str, value) -> Path:
+    """A ``Path`` from a string or ``os.PathLike`` (``~`` expanded); anything else a TypeError."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or path, got {type(value).__name__}")
+    return Path(value).expanduser()
+
+
+def check_finite_weights(model: torch.nn.Module, name: str = "model") -> torch.nn.Module:
+    """Refuse a model with NaN or infinite weights (a diverged run), naming the parameter."""
+    _model_parameter(model, name)  # meta and float16 first: their values cannot be scanned
+    for pname, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(
+                f"{name} has NaN or infinite weights (in {pname!r}): its training diverged. "
+                "Retrain with a smaller learning_rate or load a checkpoint"
+            )
+    return model
 
 
 @runtime_checkable
@@ -348,7 +528,9 @@ def check_vae(model, name: str = "model") -> torch.nn.Module:
     """Return ``model`` if it is a ``torch.nn.Module`` that offers the :class:`VAE` contract.
 
     Raises:
-        TypeError: not a module, or a member of :class:`VAE` is missing (named).
+        TypeError: not a module, a member of :class:`VAE` is missing (named), or
+            float16 weights.
+        ValueError: weights on the meta device, or NaN/infinite weights.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -358,7 +540,7 @@ def check_vae(model, name: str = "model") -> torch.nn.Module:
                 f"{name} must be a VAE ({', '.join(VAE_MEMBERS)}; a VariationalAutoencoder "
                 f"or LinearGaussianVAE): it has no {member!r}"
             )
-    return model
+    return check_finite_weights(model, name)
 
 
 @contextmanager
@@ -393,6 +575,7 @@ def check_decoder_model(name: str, model, *, need_encode: bool = False) -> int:
         raise TypeError(f"{name} must have an int attribute latent_size >= 1, got {latent!r}")
     if next(model.parameters(), None) is None:
         raise TypeError(f"{name} has no parameters, so it cannot be a trained decoder")
+    check_finite_weights(model, name)
     return latent
 
 

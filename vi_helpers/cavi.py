@@ -96,6 +96,11 @@ def gamma_entropy(a, b) -> torch.Tensor:
     Returns:
         Tensor (float64 for numbers) of the broadcast shape.
     """
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, torch.Tensor):
+            check_tensor(name, value)  # finite, floating, not empty
+        else:
+            check_positive_float(name, value)
     a = torch.as_tensor(a, dtype=DTYPE)
     b = torch.as_tensor(b, dtype=DTYPE)
     if bool((a <= 0).any()):

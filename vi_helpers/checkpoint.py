@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from . import models as _models
+from ._validate import as_path, check_device, check_weights
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata", "FORMAT"]
 
@@ -52,12 +53,6 @@ _REBUILDABLE = {
 # saved model and the one loaded into (e.g. to fine-tune with another beta).
 _LOSS_ONLY_CONFIG = ("beta", "free_bits")
 
-
-
-def _as_path(name: str, path) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
-    return Path(path).expanduser()
 
 
 # ------------------------------------------------------------------------------ save
@@ -81,9 +76,8 @@ def save_checkpoint(
     """
     from safetensors.torch import save as _st_save  # only needed when saving
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    path = _as_path("path", path)
+    check_weights(model, finite=False)  # a module with values: not meta, not float16
+    path = as_path("path", path)
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
@@ -114,6 +108,7 @@ def save_checkpoint(
     }
     data = _st_save(tensors, metadata=header)
 
+    stale = _stale_temporaries(path)  # left by a save that was killed (SIGKILL, power cut)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -126,7 +121,23 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
+    for old in stale:
+        old.unlink(missing_ok=True)
     return path
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """The hidden ``.<name>.*.tmp`` files of earlier saves of ``path`` that never finished.
+
+    Only files that existed before this save started are listed, so a save that is
+    still running elsewhere keeps its own file.
+    """
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    prefix = f".{path.name}."
+    return [path.parent / n for n in names if n.startswith(prefix) and n.endswith(".tmp")]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -193,7 +204,7 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict:
         FileNotFoundError: no such file.
         ValueError: not a safetensors file (a ``torch.save`` pickle has no metadata).
     """
-    path = _as_path("path", path)
+    path = as_path("path", path)
     _check_exists(path)
     meta, why_not = _safetensors_metadata(path)
     if meta is None:
@@ -327,9 +338,10 @@ def load_checkpoint(
         ValueError: a mismatch (naming the parameter or config entry), an unknown
             class with ``model=None``, a corrupt file, or a pickle that would run code.
     """
-    path = _as_path("path", path)
-    if model is not None and not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+    path = as_path("path", path)
+    if model is not None:
+        check_weights(model, finite=False)  # loading into a meta or float16 model fails late
+    map_location = check_device("map_location", map_location)
     _check_exists(path)
     meta, why_not = _safetensors_metadata(path)
     if meta is None:
@@ -364,6 +376,11 @@ def load_checkpoint(
 def _rebuild(path: Path, saved_class, saved_config) -> torch.nn.Module:
     """A new model of ``saved_class`` from its config: only the classes in ``_REBUILDABLE``."""
     cls = _REBUILDABLE.get(saved_class)
+    if saved_class is None:
+        raise ValueError(
+            f"{path} is a safetensors file without a model class (not written by "
+            "save_checkpoint); pass model=<a model of the right size> to load it into"
+        )
     if cls is None:
         raise ValueError(
             f"{path} holds a {saved_class!r}, which load_checkpoint cannot rebuild "

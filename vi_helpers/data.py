@@ -27,6 +27,7 @@ import hashlib
 import math
 import os
 import tempfile
+import time
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -34,11 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ._validate import (
+    as_path,
     check_choice,
     check_nonnegative_float,
     check_nonnegative_int,
+    check_positive_float,
     check_positive_int,
     check_tensor,
 )
@@ -307,7 +311,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         ValueError: bad magic number, truncated or over-long data, corrupt gzip;
             the message names ``path``.
     """
-    path = Path(path)
+    path = as_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file {path} does not exist")
     raw, unzipped = _read_bytes(path)
@@ -376,24 +380,49 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _download(kind: str, stem: str, folder: Path) -> Path:
+#: Longest silence (seconds) on a download connection before the mirror is given up.
+STALL_TIMEOUT = 30.0
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    """The bytes at ``url`` within ``timeout`` seconds overall, with a progress line.
+
+    The deadline is checked between chunks; a connection that stays silent (a proxy
+    that accepts and never answers) is given up after ``min(timeout, STALL_TIMEOUT)``.
+    """
+    start = time.monotonic()
+    chunks: list[bytes] = []
+    with _urlopen(url, timeout=min(timeout, STALL_TIMEOUT)) as response:
+        size = getattr(response, "headers", {}).get("Content-Length")
+        with tqdm(total=int(size) if size and size.isdigit() else None, unit="B",
+                  unit_scale=True, desc=f"downloading {url}", leave=False) as bar:
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() - start > timeout:
+                    raise TimeoutError(f"not complete after {timeout:g} s (timeout)")
+    return b"".join(chunks)
+
+
+def _download(kind: str, stem: str, folder: Path, timeout: float) -> Path:
     """Fetch ``stem.gz`` from the mirrors of ``kind`` into ``folder``; verified."""
     errors = []
     for mirror in _MIRRORS[kind]:
         url = f"{mirror}{stem}.gz"
         try:
-            with _urlopen(url, timeout=60) as response:
-                data = response.read()
+            data = _fetch(url, timeout)
             _verified_idx_bytes(kind, stem, data, url)
-        except (OSError, ValueError) as err:  # URLError is an OSError
-            errors.append(f"  {url}: {err}")
+        except (OSError, ValueError) as err:  # URLError and socket timeouts are OSErrors
+            reason = "no answer (timed out)" if isinstance(err, TimeoutError) else err
+            errors.append(f"  {url}: {reason if str(reason) else type(err).__name__}")
             continue
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{stem}.gz"
         _atomic_write(target, data)
         return target
     raise RuntimeError(
-        f"could not download {stem}.gz for {kind} from any mirror:\n"
+        f"could not download {stem}.gz for {kind} from any of the {len(errors)} mirror(s) "
+        f"tried (each given {timeout:g} s at most):\n"
         + "\n".join(errors)
         + f"\nDownload the four files by hand and pass root='<folder with them>' "
         f"(files named {stem}.gz or {stem})."
@@ -415,6 +444,7 @@ def load_mnist(
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
     binarize: bool = False,
+    timeout: float = 120.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST or Fashion-MNIST as flat float images in [0, 1], checksums verified.
 
@@ -428,8 +458,9 @@ def load_mnist(
 
     Nothing is downloaded unless ``download=True``. Then missing files are fetched
     with ``urllib`` from the mirrors in turn (MNIST: ossci-datasets S3, then
-    yann.lecun.com; Fashion-MNIST: Zalando's S3), verified, and written
-    atomically (temporary file + rename) into the same folder.
+    yann.lecun.com; Fashion-MNIST: Zalando's S3) with a progress line, each mirror
+    given ``timeout`` seconds per file, verified, and written atomically
+    (temporary file + rename) into the same folder.
 
     Args:
         root: folder holding the files (typically a shared, read-only data folder).
@@ -439,6 +470,9 @@ def load_mnist(
         cache_dir: folder used when ``root`` is None; not both.
         binarize: threshold at 0.5 (intensity > 0.5 becomes 1); to sample instead,
             use :func:`dynamic_binarize`.
+        timeout: seconds (> 0) one mirror may take to deliver one file before the
+            next mirror is tried; a silent connection is given up after at most
+            ``STALL_TIMEOUT`` (30 s).
 
     Returns:
         ``(x, y)``: ``x`` float32 ``(N, 784)`` (pixel / 255), ``y`` int64 ``(N,)`` in 0..9.
@@ -447,12 +481,17 @@ def load_mnist(
         FileNotFoundError: a file is missing and ``download`` is False.
         ValueError: a checksum does not match (the message names the file and both
             checksums), or a file is not valid IDX.
-        RuntimeError: ``download=True`` and no mirror delivered a valid file.
+        RuntimeError: ``download=True`` and no mirror delivered a valid file in
+            time (the message names every mirror tried and why it failed).
     """
     split = check_choice("split", split, _SPLITS)
     kind = check_choice("kind", kind, _KINDS)
     if not isinstance(download, bool):
         raise TypeError(f"download must be a bool, got {type(download).__name__}")
+    timeout = check_positive_float("timeout", timeout)
+    for name, value in (("root", root), ("cache_dir", cache_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a folder path or None, got {type(value).__name__}")
     if root is not None and cache_dir is not None:
         raise ValueError("pass root or cache_dir, not both (root is where the files are)")
     if root is not None:
@@ -461,6 +500,9 @@ def load_mnist(
         folder = Path(cache_dir).expanduser()
     else:  # computed here, not at import: importing the package touches no paths
         folder = Path.home() / ".cache" / "vi_helpers" / kind
+    if folder.exists() and not folder.is_dir():
+        which = "root" if root is not None else "cache_dir"
+        raise ValueError(f"{which} must be a folder, got the file {folder}")
 
     arrays = []
     for stem in _FILES[split]:
@@ -471,7 +513,7 @@ def load_mnist(
                     f"{stem}.gz (or {stem}) not found in {folder}. Pass root='<folder with the "
                     f"{kind} files>', or download=True to fetch them."
                 )
-            path = _download(kind, stem, folder)
+            path = _download(kind, stem, folder, timeout)
         data = _verified_idx_bytes(kind, stem, path.read_bytes(), path)
         arrays.append(_parse_idx(data, path))
     images, labels = arrays
@@ -508,7 +550,8 @@ def dynamic_binarize(x: torch.Tensor, *, generator: torch.Generator | None = Non
     """
     # one reduction validates the usual case (NaN fails both comparisons); the
     # detailed checks only run to explain a failure
-    valid = isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 0
+    valid = (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 0
+             and x.device.type != "meta")
     if valid:
         lo, hi = torch.aminmax(x)
         valid = bool((lo >= 0) & (hi <= 1))

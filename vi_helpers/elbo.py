@@ -54,8 +54,10 @@ def gaussian_log_likelihood(
     Args:
         x: ``(..., D)`` observations.
         x_hat: ``(..., D)`` decoder means, same shape as ``x``.
-        log_var: observation log-variance: a float, a scalar tensor, or a tensor
-            broadcastable to ``x`` (e.g. ``(D,)``).
+        log_var: observation log-variance: a finite float, a scalar tensor, or a
+            tensor broadcastable to ``x`` (e.g. ``(D,)``). A model's own parameter
+            (``nn.Parameter``, e.g. a learned ``obs_log_var``) is not scanned, so a
+            diverged one reaches the loss and the trainer's guard.
 
     Returns:
         ``(...)`` log-density per example, in nats.
@@ -64,6 +66,8 @@ def gaussian_log_likelihood(
     check_tensor("x_hat", x_hat, finite=False)
     check_same_shape("x", x, "x_hat", x_hat)
     log_var = as_float_tensor("log_var", log_var, dtype=x.dtype).to(x.device)
+    if not isinstance(log_var, torch.nn.Parameter):  # zero or NaN variance: a NaN density
+        check_tensor("log_var", log_var)
     if log_var.dim() > 0 and log_var.shape[-1] not in (1, x.shape[-1]):
         raise ValueError(
             f"log_var must be a scalar or have last dimension {x.shape[-1]}, "
@@ -168,6 +172,11 @@ def elbo_monte_carlo(
         raise ValueError(
             f"log_joint must return shape (S, *q.batch_shape) = {want} for z of shape "
             f"{tuple(z.shape)}, got {tuple(log_p.shape)}"
+        )
+    if log_p.is_floating_point() and bool(torch.isnan(log_p).any() | (log_p == math.inf).any()):
+        raise ValueError(
+            "log_joint returned NaN or +inf for samples of q: check log_joint for "
+            "log(0), 0/0 or overflow at these z"
         )
     return (log_p - q.log_prob(z)).mean(dim=0)
 

@@ -45,6 +45,7 @@ from ._validate import (
     check_positive_int,
     check_tensor,
     check_vae,
+    check_weights,
     eval_mode,
 )
 from .kl import kl_standard_normal_per_dim
@@ -196,6 +197,7 @@ def active_units(
             raise TypeError("model_or_means must have an encode(x) method")
         if x is None:
             raise ValueError("x must be given when model_or_means is a model")
+        check_weights(model_or_means, "model_or_means")
         x = check_model_input(model_or_means, x)
         with eval_mode(model_or_means), torch.no_grad():
             means = model_or_means.encode(x)[0]

@@ -23,9 +23,11 @@ from torch.distributions import MultivariateNormal, Normal
 
 from ._validate import (
     LOG_2PI,
+    as_float_tensor,
     check_finite_float,
     check_positive_float,
     check_positive_int,
+    check_same_dtype,
     check_tensor,
 )
 
@@ -98,9 +100,10 @@ class ConjugateGaussianModel:
             -\mathrm{KL}(\mathcal N(m,s^2)\,\|\,\mathcal N(\mu_0,\sigma_0^2))
         """
         x = self._check_x(x)
-        q_mu = torch.as_tensor(q_mu, dtype=x.dtype)
-        q_sigma = torch.as_tensor(q_sigma, dtype=x.dtype)
-        check_tensor("q_sigma", q_sigma, allow_empty=False)
+        q_mu = as_float_tensor("q_mu", q_mu, dtype=x.dtype).to(x.dtype)
+        q_sigma = as_float_tensor("q_sigma", q_sigma, dtype=x.dtype).to(x.dtype)
+        check_tensor("q_mu", q_mu)
+        check_tensor("q_sigma", q_sigma)
         if bool((q_sigma <= 0).any()):
             raise ValueError("q_sigma must be > 0")
         n = x.numel()
@@ -197,7 +200,10 @@ class BayesianLogisticRegression:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, prior_precision: float = 1.0):
         self.x = check_tensor("x", x, ndim=2)
-        self.y = check_tensor("y", y, shape=(x.shape[0],))
+        self.y = check_tensor("y", y, ndim=1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"y must have one label per row of x ({x.shape[0]}), "
+                             f"got shape {tuple(y.shape)}")
         if not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("y must contain only 0 and 1")
         self.alpha = check_positive_float("prior_precision", prior_precision)
@@ -205,6 +211,7 @@ class BayesianLogisticRegression:
     def log_joint(self, w: torch.Tensor) -> torch.Tensor:
         """Unnormalized log posterior ``log p(y, w | x)`` for ``w (..., K)`` -> ``(...)``."""
         check_tensor("w", w, last_dim=self.x.shape[1], finite=False)
+        check_same_dtype("w", w, "x", self.x)  # the dtype rule: parameters are not cast
         logits = w @ self.x.T  # (..., N)
         log_lik = -torch.nn.functional.binary_cross_entropy_with_logits(
             logits, self.y.expand_as(logits), reduction="none"

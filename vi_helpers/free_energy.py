@@ -57,12 +57,13 @@ from ._validate import (
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
+    check_same_dtype,
     check_same_shape,
     check_tensor,
     check_vae,
     eval_mode,
 )
-from .kl import kl_standard_normal
+from .kl import kl_standard_normal, kl_standard_normal_per_dim
 
 __all__ = ["free_energy", "optimize_local_posterior", "amortization_gap"]
 
@@ -79,6 +80,9 @@ def _check_q(model: torch.nn.Module, x: torch.Tensor, mu, log_var) -> None:
     if tuple(mu.shape) != want:
         raise ValueError(f"mu must have shape (B, L) = {want} to match x, got {tuple(mu.shape)}")
     check_same_shape("mu", mu, "log_var", log_var)
+    # parameters of q are refused, not cast, when their dtype differs (the dtype rule)
+    check_same_dtype("mu", mu, "model", x.dtype)
+    check_same_dtype("log_var", log_var, "model", x.dtype)
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -196,7 +200,9 @@ def optimize_local_posterior(
         ``(mu, log_var, history)``: the optimized ``(B, L)`` means and
         log-variances (detached), and a list of ``n_steps`` floats, the Monte
         Carlo estimate of the mean free energy over the batch at each step,
-        before that step's update.
+        before that step's update. If the search diverges (too large a
+        ``learning_rate``) it stops with the last finite ``(mu, log_var)`` and a
+        message, and the history is shorter.
     """
     model = check_vae(model)
     x = check_model_input(model, x)
@@ -220,10 +226,23 @@ def optimize_local_posterior(
         optimizer = torch.optim.Adam([mu, log_var], lr=learning_rate)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(n_steps, 1))
         history: list[float] = []
-        for _ in range(n_steps):
-            expected_ll = _expected_log_lik(model, x, mu, log_var, n_samples, generator, n_samples)
-            F = kl_standard_normal(mu, log_var) - expected_ll  # (B,)
-            history.append(float(F.detach().mean()))
+        last_good = (mu.detach().clone(), log_var.detach().clone())
+        for step in range(n_steps):
+            with torch.no_grad():  # a diverged q would reach the decoder's check on z
+                finite_q = bool(torch.isfinite(mu).all() & torch.isfinite(log_var.exp()).all())
+            if finite_q:
+                expected_ll = _expected_log_lik(
+                    model, x, mu, log_var, n_samples, generator, n_samples
+                )
+                F = kl_standard_normal_per_dim(mu, log_var).sum(dim=-1) - expected_ll  # (B,)
+            value = float(F.detach().mean()) if finite_q else math.nan
+            if not math.isfinite(value):
+                print(f"optimize_local_posterior diverged at step {step}: mean free energy = "
+                      f"{value}. Stopped and kept the last finite (mu, log_var); try a "
+                      "smaller learning_rate.")
+                return last_good[0], last_good[1], history
+            history.append(value)
+            last_good = (mu.detach().clone(), log_var.detach().clone())
             # autograd.grad, not backward(): nothing accumulates in the model's .grad
             grad_mu, grad_log_var = torch.autograd.grad(F.sum(), [mu, log_var])
             mu.grad, log_var.grad = grad_mu, grad_log_var

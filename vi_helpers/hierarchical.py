@@ -57,6 +57,7 @@ import torch.nn as nn
 
 from ._validate import (
     check_choice,
+    check_model_input,
     check_nonnegative_float,
     check_positive_int,
     check_tensor,
@@ -133,6 +134,17 @@ def precision_weighted_merge(
     References:
         Sønderby et al. (2016), Ladder Variational Autoencoders, eqs. (18)-(19).
     """
+    named = (("mu_hat", mu_hat), ("log_var_hat", log_var_hat), ("mu_p", mu_p),
+             ("log_var_p", log_var_p))
+    for name, value in named:  # values unscanned: it runs inside the training loss
+        check_tensor(name, value, finite=False)
+    try:
+        torch.broadcast_shapes(*(value.shape for _, value in named))
+    except RuntimeError as err:
+        raise ValueError(
+            "mu_hat, log_var_hat, mu_p and log_var_p must broadcast to one shape, got "
+            + ", ".join(str(tuple(v.shape)) for _, v in named)
+        ) from err
     weight = torch.sigmoid(log_var_p - log_var_hat)  # precision share of the data term
     mu_q = weight * mu_hat + (1.0 - weight) * mu_p
     log_var_q = -torch.logaddexp(-log_var_hat, -log_var_p)
@@ -233,7 +245,7 @@ class TwoLayerVAE(nn.Module):
 
     # -- the pass ----------------------------------------------------------------------
     def _check_x(self, x) -> torch.Tensor:
-        return check_tensor("x", x, ndim=2, last_dim=self.input_size)
+        return check_model_input(self, x)  # cast to the model's dtype and device
 
     def top_down(
         self, x: torch.Tensor, *, n_samples: int | None = None,
@@ -306,6 +318,7 @@ class TwoLayerVAE(nn.Module):
         """
         beta = self.beta if beta is None else check_nonnegative_float("beta", beta)
         delta = self.free_bits if free_bits is None else _layer_pair("free_bits", free_bits)
+        x = self._check_x(x)
         out = self.top_down(x)
         log_lik = self.log_likelihood(x, out.x_hat).mean()
         kl_terms, kl_means = [], []
@@ -330,6 +343,7 @@ class TwoLayerVAE(nn.Module):
         Monte Carlo over :math:`(z_1, z_2)` with the per-layer KLs analytic (see
         :meth:`kl_per_unit`); an unbiased estimate of :math:`\mathcal L(x)`.
         """
+        x = self._check_x(x)
         out = self.top_down(x, n_samples=check_positive_int("n_samples", n_samples),
                             generator=generator)
         kl_1, kl_2 = self.kl_per_unit(out)
@@ -348,6 +362,7 @@ class TwoLayerVAE(nn.Module):
         Every density is evaluated in full; their mean over ``K`` is a Monte Carlo
         ELBO without analytic KLs (the reference of the decomposition check).
         """
+        x = self._check_x(x)
         out = self.top_down(x, n_samples=check_positive_int("k", k), generator=generator)
         log_lik = self.log_likelihood(x.expand(out.x_hat.shape), out.x_hat)
         log_p2 = _log_normal(out.z2, torch.zeros_like(out.z2))

@@ -66,12 +66,16 @@ def kl_standard_normal_per_dim(mu: torch.Tensor, log_var: torch.Tensor) -> torch
     .. math::
         \tfrac12\left(\mu^2 + \sigma^2 - 1 - \log\sigma^2\right)
 
+    The building block of training losses: its values are not scanned, so NaN
+    from diverged weights reaches the loss, where the trainer's guard reports it
+    (the public :func:`kl_standard_normal` refuses NaN and infinite arguments).
+
     Args:
         mu: means, any shape ``(..., L)``.
         log_var: log-variances, same shape as ``mu``.
 
     Returns:
-        Tensor of the same shape, in nats, each entry >= 0.
+        Tensor of the same shape, in nats, each entry >= 0 (NaN where an input is NaN).
     """
     check_tensor("mu", mu, finite=False)
     check_tensor("log_var", log_var, finite=False)
@@ -86,12 +90,14 @@ def kl_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     :math:`-\tfrac12\sum_j (1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2)`.
 
     Args:
-        mu: ``(..., L)`` means.
-        log_var: ``(..., L)`` log-variances.
+        mu: ``(..., L)`` means, finite.
+        log_var: ``(..., L)`` log-variances, finite (``-inf``, a zero variance, is refused).
 
     Returns:
         ``(...)`` one KL per batch element, in nats.
     """
+    check_tensor("mu", mu)
+    check_tensor("log_var", log_var)
     return kl_standard_normal_per_dim(mu, log_var).sum(dim=-1)
 
 
@@ -142,6 +148,10 @@ def draw_samples(
     Returns:
         ``(S, *dist.batch_shape, *dist.event_shape)`` samples.
     """
+    if not isinstance(dist, Distribution):
+        raise TypeError(
+            f"dist must be a torch.distributions.Distribution, got {type(dist).__name__}"
+        )
     n_samples = check_positive_int("n_samples", n_samples)
     check_generator(generator)
     sampler = dist.rsample if dist.has_rsample else dist.sample

@@ -35,8 +35,11 @@ from ._validate import (
     LOG_2PI,
     check_choice,
     check_finite_float,
+    check_generator,
+    check_model_input,
     check_nonnegative_float,
     check_positive_int,
+    check_same_shape,
     check_tensor,
 )
 from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
@@ -69,13 +72,22 @@ def reparameterize(
     ``eps``, which does not depend on them.
 
     Args:
-        mu: ``(..., L)`` means.
-        log_var: ``(..., L)`` log-variances.
+        mu: ``(..., L)`` means, finite.
+        log_var: ``(..., L)`` log-variances, finite, same shape as ``mu``.
         generator: optional ``torch.Generator`` for reproducible noise.
 
     Returns:
         ``(..., L)`` one sample per row.
     """
+    check_tensor("mu", mu)
+    check_tensor("log_var", log_var)
+    check_same_shape("mu", mu, "log_var", log_var)
+    return _reparameterize(mu, log_var, check_generator(generator))
+
+
+def _reparameterize(mu: torch.Tensor, log_var: torch.Tensor, generator=None) -> torch.Tensor:
+    """:func:`reparameterize` without the checks, for the encoder's own outputs: NaN from
+    diverged weights must reach the loss, where the trainer's guard reports it."""
     std = torch.exp(0.5 * log_var)
     eps = torch.randn(std.shape, dtype=std.dtype, device=std.device, generator=generator)
     return mu + eps * std
@@ -108,12 +120,9 @@ class VariationalDistribution(nn.Module):
         self.mean = nn.Linear(hidden_size, latent_size)
         self.log_var = nn.Linear(hidden_size, latent_size)
 
-    def _check_x(self, x: torch.Tensor) -> None:
-        check_tensor("x", x, ndim=(1, 2), last_dim=self.input_size)
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, D) -> (mean, log_var)``, each ``(B, L)``."""
-        self._check_x(x)
+        """``(B, D) -> (mean, log_var)``, each ``(B, L)``; ``x`` is cast to the model's dtype."""
+        x = check_model_input(self, x, ndim=(1, 2))
         h = self.encoder(x)
         return self.mean(h), self.log_var(h)
 
@@ -127,7 +136,7 @@ class VariationalDistribution(nn.Module):
             ``(z, mean, log_var)``, each ``(B, L)``.
         """
         mean, log_var = self.encode(x)
-        z = reparameterize(mean, log_var)
+        z = _reparameterize(mean, log_var)
         return z, mean, log_var
 
 
@@ -157,9 +166,9 @@ class GenerativeModel(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``(..., L) -> (..., D)`` decoder output ``x_hat``, after checking ``z``."""
-        check_tensor("z", z, last_dim=self.latent_size)
-        return self.x_hat(z)
+        """``(..., L) -> (..., D)`` decoder output ``x_hat``, after checking ``z`` (cast to
+        the model's dtype)."""
+        return self.x_hat(check_model_input(self, z, "z", ndim=None, last_dim=self.latent_size))
 
     def x_hat(self, z: torch.Tensor) -> torch.Tensor:
         """The network ``z -> x_hat`` without checking ``z``.
@@ -316,7 +325,7 @@ class VariationalAutoencoder(nn.Module):
         ``"mse"``: summed squared error (the seed). ``"gaussian"`` and
         ``"bernoulli"``: the negative log-likelihood in nats.
         """
-        check_tensor("x", x, ndim=(1, 2), last_dim=self.input_size)
+        x = check_model_input(self, x, ndim=(1, 2))
         check_tensor("x_hat", x_hat, finite=False)
         if x.shape != x_hat.shape:
             raise ValueError(
@@ -355,6 +364,7 @@ class VariationalAutoencoder(nn.Module):
         :math:`\frac1S\sum_s\log p(x\mid z_s) - \mathrm{KL}(q(z\mid x)\,\|\,p(z))`.
         """
         n_samples = check_positive_int("n_samples", n_samples)
+        x = check_model_input(self, x, ndim=(1, 2))
         mean, log_var = self.encode(x)
         z = reparameterize(
             mean.expand(n_samples, *mean.shape), log_var.expand(n_samples, *log_var.shape),
@@ -410,20 +420,19 @@ class LinearGaussianVAE(nn.Module):
         return {"input_size": self.input_size, "latent_size": self.latent_size}
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, D) -> (mean, log_var)``, each ``(B, L)``."""
-        check_tensor("x", x, ndim=(1, 2), last_dim=self.input_size)
+        """``(B, D) -> (mean, log_var)``, each ``(B, L)``; ``x`` is cast to the model's dtype."""
+        x = check_model_input(self, x, ndim=(1, 2))
         mean = self.encoder_mean(x)
         return mean, self.encoder_log_var.expand_as(mean)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(..., L) -> (..., D)``: the mean ``Wz + b``."""
-        check_tensor("z", z, last_dim=self.latent_size)
-        return self.decoder(z)
+        return self.decoder(check_model_input(self, z, "z", ndim=None, last_dim=self.latent_size))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x -> (x_hat, mean, log_var)``, as :class:`VariationalAutoencoder`."""
         mean, log_var = self.encode(x)
-        return self.decode(reparameterize(mean, log_var)), mean, log_var
+        return self.decoder(_reparameterize(mean, log_var)), mean, log_var
 
     def log_likelihood(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         """``log N(x; x_hat, sigma^2 I)`` per example, ``(B,)``."""
@@ -438,7 +447,7 @@ class LinearGaussianVAE(nn.Module):
         """
         beta = check_nonnegative_float("beta", beta)
         log_lik = self.log_likelihood(x, x_hat).mean()
-        kl = kl_standard_normal(mean, log_var).mean()
+        kl = kl_standard_normal_per_dim(mean, log_var).sum(dim=-1).mean()  # NaN reaches the guard
         loss = -log_lik + beta * kl
         if not return_terms:
             return loss
@@ -451,6 +460,7 @@ class LinearGaussianVAE(nn.Module):
             \mathbb E_q\log p(x\mid z) = -\tfrac D2\log 2\pi\sigma^2
             - \frac{1}{2\sigma^2}\Big(\|x-W\mu-b\|^2+\textstyle\sum_j s_j^2\|W_{:,j}\|^2\Big)
         """
+        x = check_model_input(self, x, ndim=(1, 2))
         mean, log_var = self.encode(x)
         W = self.decoder.weight  # (D, L)
         resid = x - self.decoder(mean)
@@ -460,7 +470,8 @@ class LinearGaussianVAE(nn.Module):
             self.input_size * (LOG_2PI + self.obs_log_var)
             + inv_var * (resid.pow(2).sum(dim=-1) + trace)
         )
-        return expected_ll - kl_standard_normal(mean, log_var)
+        # unchecked KL: fit_linear_vae's divergence guard must see a NaN ELBO
+        return expected_ll - kl_standard_normal_per_dim(mean, log_var).sum(dim=-1)
 
     def marginal(self) -> MultivariateNormal:
         r"""The exact marginal :math:`p(x)=\mathcal N(b, WW^\top+\sigma^2 I)`."""
@@ -471,5 +482,4 @@ class LinearGaussianVAE(nn.Module):
 
     def exact_log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """Exact ``log p(x)`` per example, ``(B,)``, in nats."""
-        check_tensor("x", x, ndim=(1, 2), last_dim=self.input_size)
-        return self.marginal().log_prob(x)
+        return self.marginal().log_prob(check_model_input(self, x, ndim=(1, 2)))

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validate import check_nonnegative_int, check_positive_float, check_positive_int
+from ._validate import (
+    as_path,
+    check_finite_float,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "figures_dir",
@@ -47,7 +53,7 @@ def figures_dir(start: str | Path | None = None) -> Path:
     is ``notebooks/`` when a notebook runs) to the first folder that holds a
     ``pyproject.toml`` or ``figures/``; falls back to ``start/figures``.
     """
-    here = Path.cwd() if start is None else Path(start)
+    here = Path.cwd() if start is None else as_path("start", start)
     here = here.resolve()
     for folder in (here, *here.parents):
         if (folder / "figures").is_dir() or (folder / "pyproject.toml").is_file():
@@ -100,7 +106,8 @@ def save_figure(fig, name: str, *, directory: str | Path | None = None, dpi: int
         raise ValueError(f"name must be a plain file stem like 'kl_fits', got {name!r}")
     if name.endswith(".png"):
         name = name[:-4]
-    folder = Path(directory) if directory is not None else figures_dir()
+    folder = as_path("directory", directory) if directory is not None else figures_dir()
+    dpi = check_positive_int("dpi", dpi)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     buffer = io.BytesIO()
@@ -111,10 +118,29 @@ def save_figure(fig, name: str, *, directory: str | Path | None = None, dpi: int
     return path
 
 
-def _to_numpy(images) -> np.ndarray:
+def _check_ax(name: str, ax, method: str = "plot"):
+    """A matplotlib ``Axes`` (anything with ``method``), or a TypeError naming ``name``."""
+    if not callable(getattr(ax, method, None)):
+        raise TypeError(f"{name} must be a matplotlib Axes, got {type(ax).__name__}")
+    return ax
+
+
+def _to_numpy(images, name: str = "images", *, finite: bool = True) -> np.ndarray:
+    """A float64 array from a tensor, array or nested sequence of numbers; NaN/inf refused."""
     if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
-    return np.asarray(images, dtype=np.float64)
+        if images.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device: it has no values to plot")
+        images = images.detach().cpu().to(torch.float64).numpy()
+    try:
+        arr = np.asarray(images, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{name} must be a tensor, array or sequence of numbers, got {type(images).__name__}"
+        ) from err
+    if finite and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or infinite "
+                         "value(s)")
+    return arr
 
 
 def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] | None = None,
@@ -134,6 +160,7 @@ def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] 
     if nrow is not None:
         check_positive_int("nrow", nrow)
     check_nonnegative_int("pad", pad)
+    check_finite_float("pad_value", pad_value)
     arr = _to_numpy(images)
     if arr.ndim == 2:
         n, d = arr.shape
@@ -142,6 +169,9 @@ def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] 
             if side * side != d:
                 raise ValueError(f"images have {d} pixels: pass image_shape=(H, W)")
             image_shape = (side, side)
+        if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
+                or not all(isinstance(s, int) and s > 0 for s in image_shape)):
+            raise ValueError(f"image_shape must be two positive ints (H, W), got {image_shape!r}")
         if image_shape[0] * image_shape[1] != d:
             raise ValueError(f"image_shape {image_shape} does not hold {d} pixels")
         arr = arr.reshape(n, *image_shape)
@@ -160,6 +190,7 @@ def image_grid(images, *, nrow: int | None = None, image_shape: tuple[int, int] 
 def plot_image_grid(ax, images, *, nrow: int | None = None, image_shape=None, title=None,
                     cmap: str = "gray_r", vmin: float = 0.0, vmax: float = 1.0):
     """Show ``images`` as a grid on ``ax`` (nearest-neighbour, so pixels stay crisp)."""
+    _check_ax("ax", ax, "imshow")
     grid = image_grid(images, nrow=nrow, image_shape=image_shape, pad_value=vmin)
     ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
@@ -172,15 +203,31 @@ def plot_image_grid(ax, images, *, nrow: int | None = None, image_shape=None, ti
 def plot_training_curves(axes, history, *, label: str | None = None):
     """Draw a :class:`~vi_helpers.train.History` on three axes: ELBO, reconstruction, KL.
 
+    A plain list of losses (the seed's return value, or a ``History`` without the
+    ELBO terms) is drawn as the loss on the first axis; the other two then say
+    that the terms were not recorded.
+
     Args:
         axes: a sequence of three ``Axes``.
-        history: the value returned by ``train_model``.
+        history: the value returned by ``train_model``, or a list of per-epoch losses.
         label: legend label for this run.
     """
-    if len(axes) != 3:
-        raise ValueError(f"axes must hold 3 Axes (ELBO, reconstruction, KL), got {len(axes)}")
-    epochs = np.arange(1, len(history) + 1)
-    ax_elbo, ax_rec, ax_kl = axes
+    if not hasattr(axes, "__len__") or len(axes) != 3:
+        raise ValueError(f"axes must hold 3 Axes (ELBO, reconstruction, KL), got {axes!r}")
+    if isinstance(history, (str, bytes)) or not hasattr(history, "__len__"):
+        raise TypeError(f"history must be the History from train_model or a list of losses, "
+                        f"got {type(history).__name__}")
+    losses = _to_numpy(list(history), "history", finite=False).reshape(-1)
+    epochs = np.arange(1, len(losses) + 1)
+    ax_elbo, ax_rec, ax_kl = (_check_ax(f"axes[{i}]", ax) for i, ax in enumerate(axes))
+    if len(getattr(history, "elbo", ())) != len(losses) or not len(losses):
+        ax_elbo.plot(epochs, losses, label=label)
+        ax_elbo.set(title="training loss (per example)", xlabel="epoch")
+        for ax in (ax_rec, ax_kl):
+            ax.set(title="not recorded (a list of losses has no ELBO terms)")
+        if label:
+            ax_elbo.legend(fontsize="small")
+        return axes
     ax_elbo.plot(epochs, history.elbo, label=f"train{' ' + label if label else ''}")
     if history.val_elbo:
         ax_elbo.plot(epochs, history.val_elbo, "--", label=f"held-out{' ' + label if label else ''}")
@@ -201,10 +248,14 @@ def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
     from matplotlib.patches import Ellipse
 
     check_positive_float("n_std", n_std)
-    mu = _to_numpy(mu).reshape(-1)
-    cov = _to_numpy(cov)
+    _check_ax("ax", ax, "add_patch")
+    mu = _to_numpy(mu, "mu").reshape(-1)
+    cov = _to_numpy(cov, "cov")
     if mu.shape != (2,) or cov.shape != (2, 2):
         raise ValueError(f"mu must be (2,) and cov (2, 2), got {mu.shape} and {cov.shape}")
+    if abs(cov[0, 1] - cov[1, 0]) > 1e-8 * max(1.0, np.abs(cov).max()):
+        raise ValueError(f"cov must be symmetric, got off-diagonal entries {cov[0, 1]:.4g} "
+                         f"and {cov[1, 0]:.4g}")
     evals, evecs = np.linalg.eigh(cov)
     if evals.min() < 0:
         raise ValueError("cov must be positive semi-definite")
@@ -219,10 +270,14 @@ def plot_gaussian_ellipse(ax, mu, cov, *, n_std: float = 2.0, **kwargs):
 def plot_latent_scatter(ax, z, labels=None, *, s: float = 6.0, cmap: str = "tab10",
                         colorbar: bool = True):
     """Scatter 2-D latent codes ``z (N, 2)`` coloured by integer ``labels (N,)``."""
-    z = _to_numpy(z)
+    _check_ax("ax", ax, "scatter")
+    z = _to_numpy(z, "z")
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"z must be (N, 2), got {z.shape}")
-    c = None if labels is None else _to_numpy(labels)
+    c = None if labels is None else _to_numpy(labels, "labels").reshape(-1)
+    if c is not None and c.shape[0] != z.shape[0]:
+        raise ValueError(f"labels must have one entry per row of z ({z.shape[0]}), "
+                         f"got {c.shape[0]}")
     sc = ax.scatter(z[:, 0], z[:, 1], c=c, s=s, cmap=cmap if c is not None else None,
                     vmin=-0.5 if c is not None else None, vmax=9.5 if c is not None else None)
     ax.set(xlabel="$z_1$", ylabel="$z_2$")
@@ -233,7 +288,8 @@ def plot_latent_scatter(ax, z, labels=None, *, s: float = 6.0, cmap: str = "tab1
 
 def plot_density_1d(ax, grid, density, *, label=None, fill: bool = False, **kwargs):
     """Plot a 1-D density ``density(grid)`` (tensors or arrays of the same length)."""
-    g, d = _to_numpy(grid), _to_numpy(density)
+    _check_ax("ax", ax)
+    g, d = _to_numpy(grid, "grid"), _to_numpy(density, "density")
     if g.shape != d.shape or g.ndim != 1:
         raise ValueError(f"grid and density must be 1-D of equal length, got {g.shape}, {d.shape}")
     (line,) = ax.plot(g, d, label=label, **kwargs)

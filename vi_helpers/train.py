@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from ._validate import (
+    as_data_tensor,
+    check_device,
+    check_finite_weights,
     check_input_size,
+    check_model_input,
     check_nonnegative_float,
     check_nonnegative_int,
     check_optional,
@@ -45,7 +49,7 @@ from ._validate import (
 )
 from .data import Minibatches
 
-__all__ = ["History", "make_adam", "train_model", "fit_linear_vae"]
+__all__ = ["History", "make_adam", "train_model", "fit_linear_vae", "maximize_analytic_elbo"]
 
 
 class History(list):
@@ -87,28 +91,49 @@ class History(list):
         return f"History({len(self)} epochs, status={self.status!r}{tail})"
 
 
-def _epoch_batches(dataset, input_size, batch_size, shuffle, generator, device):
-    """Return (a function that yields one epoch of batches, number of batches or None)."""
+def _check_batch(i: int, batch, input_size, device, dtype) -> torch.Tensor:
+    """One batch of an iterable dataset, checked and cast to the model's dtype and device."""
+    if isinstance(batch, (tuple, list)) and batch:  # (x, y) from a TensorDataset
+        batch = batch[0]
+    name = f"dataset batch {i}"
+    batch = as_data_tensor(name, batch)
+    check_tensor(name, batch, ndim=(1, 2), allow_float16=True)  # TypeError if not a tensor
+    return check_input_size(name, batch, input_size).to(device=device, dtype=dtype)
+
+
+def _epoch_batches(dataset, input_size, batch_size, shuffle, generator, device, dtype):
+    """Return (a function that yields one epoch of batches, number of batches or None).
+
+    Every batch is cast to the model's ``dtype`` and ``device`` (the dtype rule of
+    :mod:`vi_helpers._validate`). A list of batches is checked whole, up front.
+    """
+    dataset = as_data_tensor("dataset", dataset)
     if isinstance(dataset, torch.Tensor):
-        check_tensor("dataset", dataset, ndim=(2, 3))
-        data = check_input_size("dataset", dataset, input_size).to(device)
+        check_tensor("dataset", dataset, ndim=(2, 3), allow_float16=True)
+        data = check_input_size("dataset", dataset, input_size).to(device=device, dtype=dtype)
         if data.dim() == 3:  # already a stack of batches, as the seed's loop expects
             return (lambda: iter(data.unbind(0))), data.shape[0]
         batches = Minibatches(data, batch_size, shuffle=shuffle, generator=generator)
         return (lambda: iter(batches)), len(batches)
-    if not isinstance(dataset, Iterable) or iter(dataset) is dataset:
+    if isinstance(dataset, tuple):
+        raise TypeError(
+            "dataset must not be a tuple: for (x, y) pass x alone, train_model(model, x) "
+            "(the labels are not used); a list of (B, D) batches or a DataLoader also work"
+        )
+    # isinstance, not iter(dataset) is dataset: iter() on a DataLoader draws a seed from
+    # the global RNG, before train_model forks it for a seeded run
+    if not isinstance(dataset, Iterable) or isinstance(dataset, Iterator):
         raise TypeError(
             "dataset must be a (N, D) tensor, a DataLoader or a list of (B, D) batches that "
             "every epoch can iterate again (not a one-shot iterator such as a generator), "
             f"got {type(dataset).__name__}"
         )
+    if isinstance(dataset, list):  # all checked before any weight moves
+        dataset = [_check_batch(i, b, input_size, device, dtype) for i, b in enumerate(dataset)]
 
     def epoch():
         for i, batch in enumerate(dataset):
-            if isinstance(batch, (tuple, list)):  # (x, y) from a TensorDataset
-                batch = batch[0]
-            check_tensor(f"dataset batch {i}", batch, ndim=(1, 2))  # TypeError if not a tensor
-            yield check_input_size(f"dataset batch {i}", batch, input_size).to(device)
+            yield _check_batch(i, batch, input_size, device, dtype)
 
     return epoch, len(dataset) if hasattr(dataset, "__len__") else None
 
@@ -134,6 +159,13 @@ def make_adam(params: list[torch.Tensor], learning_rate: float) -> torch.optim.A
     ``benchmarks/README.md``). The update is the same Adam update; only the
     floating-point rounding order differs.
     """
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params[{i}] must be a torch.Tensor, got {type(p).__name__}")
+    learning_rate = check_positive_float("learning_rate", learning_rate)
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=learning_rate, fused=True if fused else None)
 
@@ -262,20 +294,19 @@ def _setup(model, dataset, n_epochs, learning_rate, *, batch_size, beta, kl_warm
     params = list(model.parameters())
     if not params:
         raise ValueError("model has no parameters to train")
-    device = torch.device(device) if device is not None else params[0].device
-    model.to(device)
-    input_size = getattr(model, "input_size", None)
-    if validation_data is not None:
-        check_tensor("validation_data", validation_data, ndim=2)
-        validation_data = check_input_size("validation_data", validation_data, input_size)
-        validation_data = validation_data.to(device)
+    check_finite_weights(model)  # also refuses float16 and meta weights
+    device = check_device("device", device) if device is not None else params[0].device
+    input_size, dtype = getattr(model, "input_size", None), params[0].dtype
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     epoch_batches, n_batches = _epoch_batches(
-        dataset, input_size, batch_size, shuffle, generator, device
+        dataset, input_size, batch_size, shuffle, generator, device, dtype
     )
     if n_batches == 0:
         raise ValueError("dataset must not be empty")
     loss_options = _loss_options(model, custom_loss, beta, free_bits, kl_warmup_epochs)
+    model.to(device)
+    if validation_data is not None:
+        validation_data = _check_validation_data(model, validation_data)
     optimizer = make_adam(params, learning_rate)
     scheduler, step_scheduler = _make_scheduler(
         optimizer, lr_schedule, n_epochs * n_batches if n_batches else None
@@ -287,6 +318,25 @@ def _setup(model, dataset, n_epochs, learning_rate, *, batch_size, beta, kl_warm
         mixed_precision=mixed_precision, validation_data=validation_data,
         last_good=[p.detach().clone() for p in params], **loss_options,
     )
+
+
+def _check_validation_data(model: torch.nn.Module, validation_data) -> torch.Tensor:
+    """``validation_data`` cast to the model's dtype and device, and its ELBO tried once,
+    so that a problem shows before training rather than after the first epoch."""
+    x = check_model_input(model, as_data_tensor("validation_data", validation_data),
+                          "validation_data")
+    if not hasattr(model, "analytic_elbo") and not callable(getattr(model, "elbo", None)):
+        raise TypeError("validation_data needs a model with elbo(x, *, generator=None) -> (B,)")
+    with torch.random.fork_rng(devices=[]):  # a model that ignores generator leaves no trace
+        try:
+            value = _mean_elbo(model, x)
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"validation_data: model.elbo(validation_data) fails before training: {err}"
+            ) from err
+    if value != value:  # NaN with finite weights and data: the model cannot score it
+        raise ValueError("validation_data: model.elbo(validation_data) is NaN before training")
+    return x
 
 
 def train_model(
@@ -477,124 +527,6 @@ def _mean_elbo(model: torch.nn.Module, x: torch.Tensor) -> float:
         return float(model.elbo(x, generator=gen).mean())
 
 
-def fit_linear_vae(
-    x: torch.Tensor,
-    latent_size: int,
-    *,
-    n_steps: int = 1500,
-    learning_rate: float = 0.05,
-    seed: int = 0,
-    progress: bool = False,
-):
-    r"""Fit a :class:`~vi_helpers.models.LinearGaussianVAE` by full-batch Adam on its analytic ELBO.
-
-    The objective is the average of :meth:`LinearGaussianVAE.analytic_elbo
-    <vi_helpers.models.LinearGaussianVAE.analytic_elbo>` over the rows of ``x``:
-    no Monte Carlo noise, so a run is deterministic given ``seed``. Lucas et al.
-    (2019) show that the global maximum of this ELBO is the maximum likelihood of
-    probabilistic PCA, :math:`\max_\theta \tfrac1N\sum_n\log p_\theta(x_n)` (see
-    :meth:`ProbabilisticPCA.max_log_likelihood
-    <vi_helpers.models.ProbabilisticPCA.max_log_likelihood>`), and that gradient
-    ascent reaches it. With the defaults, on the 1797 digits scaled to [0, 1] and
-    ``latent_size`` in {2, 5, 10}, the final average ELBO is within 0.05 (in
-    practice about 0.02 or less) nats per image of the pPCA optimum.
-
-    Recipe (why each piece is there):
-
-    1. *Exact moment matching instead of all rows.* The analytic ELBO of one row
-       is a quadratic polynomial in ``x`` (the encoder mean :math:`Ax+c` is
-       affine, and the ELBO holds :math:`\|x-W(Ax+c)-b\|^2` and
-       :math:`\|Ax+c\|^2`), so its average over the data depends only on the
-       mean :math:`\bar x` and covariance :math:`S=U\Lambda U^\top` (divisor N).
-       The :math:`2D` points :math:`\bar x\pm\sqrt{D\lambda_j}\,u_j` have exactly
-       that mean and covariance, so ``analytic_elbo`` averaged over them *equals*
-       the full-data average (to rounding) at a fraction of the cost when
-       :math:`N\gg 2D`. When :math:`N\le 2D` the rows themselves are used.
-    2. *Float64*: the gaps of interest (hundredths of a nat) are far below
-       float32 rounding of sums over many pixels; the returned model has the
-       dtype of ``x``.
-    3. *Initialization*: decoder bias :math:`b=\bar x` (its optimum) and encoder
-       bias :math:`c=-A\bar x`, so the fit starts centred; observation variance
-       :math:`\sigma^2` at the average pixel variance (its optimum when
-       :math:`W=0`); :math:`W` a random orthonormal :math:`D\times L` matrix times
-       0.01, because the ELBO's optimum has orthogonal columns (Lucas et al.
-       2019) and aligning the columns is the slowest part of the fit; :math:`A`
-       small Gaussian (0.01); encoder log-variances 0.
-    4. *Adam* with step size ``learning_rate`` annealed to 0 by a cosine schedule
-       over ``n_steps`` full-batch steps: large steps escape the saddle at
-       :math:`W\approx0` quickly, small ones settle the weakly curved directions.
-
-    Args:
-        x: ``(N, D)`` data, floating, finite, ``N >= 2``, not all rows equal.
-        latent_size: ``L``, ``1 <= L <= D``.
-        n_steps: number of Adam steps (> 0).
-        learning_rate: Adam's initial step size (> 0).
-        seed: seed of the random initialization (an int >= 0). A run is
-            bitwise repeatable and the global RNG state is left untouched.
-        progress: show a tqdm progress bar.
-
-    Returns:
-        ``(model, history)``: the trained ``LinearGaussianVAE`` in evaluation mode
-        and in the dtype of ``x``, and a list of ``n_steps`` floats, the average
-        analytic ELBO per example (nats) at each step, before that step's update.
-
-    References:
-        Tipping & Bishop (1999), Probabilistic Principal Component Analysis.
-        Lucas, Tucker, Grosse & Norouzi (2019), Don't Blame the ELBO! A Linear VAE
-        Perspective on Posterior Collapse.
-        Kingma & Ba (2015), Adam: A Method for Stochastic Optimization.
-    """
-    from .models import LinearGaussianVAE
-
-    check_tensor("x", x, ndim=2)
-    latent_size = check_positive_int("latent_size", latent_size)
-    n_steps = check_positive_int("n_steps", n_steps)
-    learning_rate = check_positive_float("learning_rate", learning_rate)
-    seed = check_nonnegative_int("seed", seed)
-    n, d = x.shape
-    if n < 2:
-        raise ValueError(f"x must have at least 2 rows, got shape {tuple(x.shape)}")
-    if latent_size > d:
-        raise ValueError(f"latent_size must be <= D ({d}), got {latent_size}")
-    x64 = x.detach().to(device="cpu", dtype=torch.float64)
-    mean = x64.mean(dim=0)
-    centred = x64 - mean
-    pixel_var = centred.pow(2).mean()
-    if not float(pixel_var) > 0:
-        raise ValueError("x must not have all rows equal (its variance is 0)")
-    if n > 2 * d:
-        cov = centred.T @ centred / n
-        evals, evecs = torch.linalg.eigh(cov)
-        # rows sqrt(D lambda_j) u_j: the 2D points mean +- these match mean and covariance
-        spread = (evecs * (d * evals.clamp(min=0.0)).sqrt()).T
-        x_fit = torch.cat([mean + spread, mean - spread])
-    else:
-        x_fit = x64
-
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # nn.Linear's default init draws from it
-        model = LinearGaussianVAE(d, latent_size).double()
-    with torch.no_grad():
-        q, _ = torch.linalg.qr(torch.randn(d, latent_size, generator=gen, dtype=torch.float64))
-        model.decoder.weight.copy_(0.01 * q)
-        model.decoder.bias.copy_(mean)
-        a = 0.01 * torch.randn(latent_size, d, generator=gen, dtype=torch.float64)
-        model.encoder_mean.weight.copy_(a)
-        model.encoder_mean.bias.copy_(-(a @ mean))
-        model.encoder_log_var.zero_()
-        model.obs_log_var.fill_(float(pixel_var.log()))
-
-    optimizer = make_adam(list(model.parameters()), learning_rate)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps)
-    history: list[float] = []
-    model.train()
-    for _ in tqdm(range(n_steps), desc="linear VAE", unit="step", disable=not progress):
-        elbo = model.analytic_elbo(x_fit).mean()
-        history.append(float(elbo.detach()))
-        optimizer.zero_grad(set_to_none=True)
-        (-elbo).backward()
-        optimizer.step()
-        scheduler.step()
-    model.eval()
-    return model.to(x.dtype), history
-
+# The analytic-ELBO fits live in their own module; importable from here as before
+# (``from vi_helpers.train import fit_linear_vae``). Imported last: they use make_adam.
+from .analytic_fit import fit_linear_vae, maximize_analytic_elbo  # noqa: E402

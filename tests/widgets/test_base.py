@@ -134,3 +134,22 @@ def test_info_box_is_tall_enough_for_its_text(all_widgets, name):
     lines = info.value.count("\n") + 1
     assert info.layout.height.endswith("px")
     assert int(info.layout.height.removesuffix("px")) >= lines * LINE_HEIGHT_PX, info.value
+
+
+# -- issue 11: a model that gives NaN is named, not an internal variable --------------------------
+def test_widgets_name_the_model_when_it_gives_nan():
+    from vi_helpers.models import VariationalAutoencoder
+
+    torch.manual_seed(0)
+    model = VariationalAutoencoder(4, 8, 2)
+    with torch.no_grad():
+        model.decoder.decoder[-1].bias.fill_(float("nan"))
+    with pytest.raises(ValueError, match="model has NaN or infinite weights"):
+        vw.PriorSampler(model, n=4)
+
+    class NanDecoder(VariationalAutoencoder):
+        def decode(self, z):
+            return torch.full((*z.shape[:-1], 4), float("nan"))
+
+    with pytest.raises(ValueError, match="model.decode returned NaN"):
+        vw.LatentExplorer(NanDecoder(4, 8, 2))

@@ -91,10 +91,16 @@ class Decoder:
         self.image_shape = resolve_image_shape(image_shape, self.size)
 
     def decode(self, z: torch.Tensor) -> np.ndarray:
-        """``(B, L) -> (B, D)`` float64."""
+        """``(B, L) -> (B, D)`` float64; a NaN or infinite image is refused naming ``model``."""
         with torch.inference_mode():
             out = self.model.decode(z.to(device=self.device, dtype=self.dtype))
-        return out.detach().cpu().to(torch.float64).numpy()
+        out = out.detach().cpu().to(torch.float64).numpy()
+        if not np.isfinite(out).all():
+            raise ValueError(
+                "model.decode returned NaN or infinite values (for z with norm up to "
+                f"{float(z.norm(dim=-1).max()):.3g}): the model cannot be shown"
+            )
+        return out
 
     def decode_images(self, z: torch.Tensor) -> np.ndarray:
         """``(B, L) -> (B, H, W)``."""
@@ -104,6 +110,9 @@ class Decoder:
         """Encoder outputs ``(mu, log_var)`` of ``x``, on the CPU in the model's dtype."""
         with torch.inference_mode():
             mu, log_var = self.model.encode(x.to(device=self.device, dtype=self.dtype))
+        if not bool(torch.isfinite(mu).all() & torch.isfinite(log_var).all()):
+            raise ValueError("model.encode returned NaN or infinite values: the model cannot "
+                             "be shown")
         return mu.detach().cpu(), log_var.detach().cpu()
 
 

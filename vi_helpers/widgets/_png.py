@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from .._validate import check_positive_int
+from .._validate import check_positive_int, check_tensor
 from ..plots import image_grid
 
 #: Largest side, in screen pixels, that an automatic ``scale`` aims for.
@@ -32,8 +32,7 @@ TARGET_GRID_SIDE = 256
 def _as_array(name: str, value, ndim: int) -> np.ndarray:
     """A finite float64 NumPy array of rank ``ndim`` from a tensor or array."""
     if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
+        check_tensor(name, value, finite=False, allow_empty=True)  # floating, not meta
         value = value.detach().cpu().to(torch.float64).numpy()
     elif isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.floating):

@@ -166,7 +166,7 @@ class LatentMap(InteractiveWidget):
     @staticmethod
     def _check_labels(labels, n: int) -> np.ndarray:
         if isinstance(labels, torch.Tensor):
-            arr = labels.detach().cpu().numpy()
+            arr = check_tensor("labels", labels, floating=False).detach().cpu().numpy()
         else:
             try:
                 arr = np.asarray(labels)

@@ -9,6 +9,7 @@ PORT   ?= 8888
 TOKEN  ?= $(shell $(PYTHON) -c "import secrets; print(secrets.token_hex(16))")
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 DATA_DIR ?= ../shared/data/mnist
+DEVICE ?= cpu
 NBVAL_FLAGS := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider
 # One BLAS/OpenMP thread: notebook outputs and timings stay the same on a busy 2-core machine.
 export OMP_NUM_THREADS ?= 1
@@ -22,7 +23,7 @@ help:
 	@echo "make test       set up and run unit tests, notebooks (nbval) and browser tests"
 	@echo "make notebooks  re-execute every notebook in place (refreshes outputs and figures/)"
 	@echo "make student    write student versions to dist/student/"
-	@echo "make bench      full benchmark (DATA_DIR=path/to/mnist)"
+	@echo "make bench      full benchmark (DATA_DIR=path/to/mnist, DEVICE=cpu or cuda)"
 	@echo "make lint       ruff on package, tests and notebooks"
 
 # The lock pins torch==2.13.0: an unpinned torch pulls a multi-GB CUDA build.
@@ -55,10 +56,10 @@ student: setup
 	$(BIN)/python tools/make_student.py notebooks dist/student
 
 bench: setup
-	$(BIN)/python benchmarks/run.py --data-dir $(DATA_DIR)
+	$(BIN)/python -m benchmarks --data-dir $(DATA_DIR) --device $(DEVICE)
 
 bench-smoke: setup
-	$(BIN)/python benchmarks/run.py --smoke --data-dir $(DATA_DIR)
+	$(BIN)/python -m benchmarks --smoke --data-dir $(DATA_DIR) --device $(DEVICE)
 
 lint: setup
 	$(BIN)/ruff check vi_helpers tests benchmarks tools notebooks

@@ -21,8 +21,10 @@ only in the training loop. The model returns logits; the tutorial's decoder
 ends in a sigmoid, which :func:`train_epoch` applies.
 
 Keyword options of :func:`train_epoch` switch single choices for the ablation
-(BCE on logits, no per-batch sync, plain tensor minibatches instead of a
-``DataLoader``); their defaults are the tutorial's.
+(BCE on logits, no per-batch sync; the loader may also be ``vi_helpers``'
+``Minibatches`` instead of a ``DataLoader``); their defaults are the tutorial's.
+On a GPU the loop is the tutorial's too: the ``DataLoader`` iterates CPU tensors
+and each batch is moved with ``.to(device)``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["loss_function", "loss_function_logits", "make_loader", "tensor_batches", "train_epoch"]
+__all__ = ["loss_function", "loss_function_logits", "make_loader", "train_epoch"]
 
 
 def loss_function(recon_x, x, mu, logvar):
@@ -61,25 +63,6 @@ def make_loader(x: torch.Tensor, batch_size: int = 128, *, seed: int | None = No
     return DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True, generator=generator)
 
 
-class tensor_batches:
-    """Re-iterable minibatches of a ``(N, D)`` tensor: one ``randperm`` and one
-    ``index_select`` per batch (what ``vi_helpers.train_model`` does), yielding
-    ``(batch,)`` tuples like a ``DataLoader`` over a ``TensorDataset``."""
-
-    def __init__(self, x: torch.Tensor, batch_size: int = 128, *, seed: int | None = None):
-        self.x = x
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
-
-    def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(self.x.shape[0], generator=self.generator)
-        for start in range(0, self.x.shape[0], self.batch_size):
-            yield (self.x.index_select(0, order[start : start + self.batch_size]),)
-
-
 def train_epoch(
     model: torch.nn.Module,
     loader: Iterable,
@@ -89,13 +72,15 @@ def train_epoch(
     sync: bool = True,
     binarize: bool | str = True,
     mixed_precision: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> float:
     """One epoch of the tutorial's ``train()``; returns the average loss per example (nats).
 
     Args:
         model: returns ``(logits, mu, logvar)`` (a ``vi_helpers.VariationalAutoencoder``
             with ``likelihood="bernoulli"``).
-        loader: yields ``(data,)`` batches (a ``DataLoader`` or :class:`tensor_batches`).
+        loader: yields ``(data,)`` batches (a ``DataLoader``) or ``data`` tensors
+            (``vi_helpers.data.Minibatches``).
         optimizer: e.g. ``torch.optim.Adam(model.parameters(), lr=1e-3)``.
         logits: score the logits with ``binary_cross_entropy_with_logits`` instead of
             ``sigmoid`` + ``binary_cross_entropy`` (an ablation; the tutorial uses False).
@@ -106,11 +91,16 @@ def train_epoch(
             ablation: what ``vi_helpers.data.dynamic_binarize`` does); False: none.
         mixed_precision: run the forward pass under ``torch.autocast`` with this dtype
             (an ablation; the loss is computed in float32).
+        device: move each batch there with ``.to(device)`` (pytorch/examples on a GPU);
+            ``None`` keeps it where the loader put it.
     """
     model.train()
-    train_loss = 0.0 if sync else torch.zeros((), dtype=torch.float64)
+    train_loss = 0.0 if sync else torch.zeros((), dtype=torch.float64, device=device)
     n_seen = 0
-    for (data,) in loader:
+    for batch in loader:
+        data = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if device is not None:
+            data = data.to(device)
         if binarize == "uniform":
             data = (torch.rand_like(data) < data).to(data.dtype)
         elif binarize:

@@ -2,9 +2,9 @@
 
 usage::
 
-    python benchmarks/widget_latency.py                 # both parts, writes benchmarks/widget_latency.json
-    python benchmarks/widget_latency.py --skip-browser  # kernel part only
-    python benchmarks/widget_latency.py --updates 500 --moves 60
+    python -m benchmarks.widget_latency                 # both parts, writes benchmarks/widget_latency.json
+    python -m benchmarks.widget_latency --skip-browser  # kernel part only
+    python -m benchmarks.widget_latency --updates 500 --moves 60
 
 1. **In the kernel.** A fresh IPython kernel (``jupyter_client``; the widgets'
    comm messages really are serialized and sent on its ZMQ socket, though no
@@ -15,8 +15,8 @@ usage::
    time and the thread's CPU time are recorded: on a shared machine the wall time
    includes waiting for a core, the CPU time does not. Each case also checks that
    the image changed.
-2. **In a browser.** JupyterLab (started like ``tests/test_browser.py``, whose
-   helpers are reused) runs ``tests/browser_fixture.ipynb`` (a ``LatentExplorer``
+2. **In a browser.** JupyterLab (started by ``tools/labserver.py``, the launcher
+   of ``tests/test_browser.py`` too) runs ``tests/browser_fixture.ipynb`` (a ``LatentExplorer``
    linked to a ``LatentMap``) in headless Chromium. One slider handle is focused
    and ArrowRight/ArrowLeft pressed >= 30 times, one at a time. In the page, a
    capturing ``keydown`` listener stamps ``performance.now()`` and a
@@ -31,7 +31,7 @@ Concept widgets with Matplotlib plots are reported too; they are allowed to be
 slower (a full figure redraw, when an axis limit changes, costs tens of ms).
 
 Prints a table and writes ``benchmarks/widget_latency.json``; the first
-``*median*``/``*p90*`` keys are the LatentExplorer's (``benchmarks/run.py`` reads them).
+``*median*``/``*p90*`` keys are the LatentExplorer's (the benchmark's ``widgets`` phase reads them).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from .machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "widget_latency.json"
@@ -80,108 +82,95 @@ def _triangle(n: int, lo: float, hi: float, period: int = 97) -> list[float]:
     return out
 
 
+def _timed_updates(set_value, values, image) -> dict:
+    """Set each of ``values`` with ``set_value``; the stats of the call times and how often
+    ``image`` changed."""
+    wall, cpu, changed = [], [], 0
+    for v in values:
+        before = image.value
+        t0, c0 = time.perf_counter(), time.thread_time()
+        set_value(v)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+        changed += image.value != before
+    return {**_stats(wall, cpu), "changed": changed}
+
+
+def _setter(widget, name="value", cast=float):
+    return lambda v: setattr(widget, name, cast(v))
+
+
+def _vae_cases(n_updates: int, n_epochs: int) -> dict:
+    """The VAE image widgets on the model of ``tests/browser_fixture.ipynb``."""
+    from vi_helpers import VariationalAutoencoder, train_model
+    from vi_helpers import widgets as vw
+    from vi_helpers.data import load_digits
+
+    x, _ = load_digits()
+    x_test, y_test = load_digits(split="test")
+    model = VariationalAutoencoder(64, 64, 2, likelihood="bernoulli")
+    train_model(model, x, n_epochs=n_epochs, batch_size=32, learning_rate=3e-3,
+                kl_warmup_epochs=10, seed=0, progress=False)
+    results = {}
+    ex = vw.LatentExplorer(model)
+    results["LatentExplorer slider"] = _timed_updates(
+        _setter(ex.sliders[0]), _triangle(n_updates, -2.5, 2.5), ex.image)
+    ex2 = vw.LatentExplorer(model)
+    lm = vw.LatentMap(model, x_test, y_test, explorer=ex2)
+    results["LatentExplorer slider + linked LatentMap"] = _timed_updates(
+        _setter(ex2.sliders[1]), _triangle(n_updates, -2.5, 2.5), lm.map_image)
+    results["LatentMap example slider"] = _timed_updates(
+        _setter(lm.index_slider, cast=int),
+        [1 + (i % (len(x_test) - 1)) for i in range(n_updates)], lm.original_image)
+    it = vw.Interpolation(model, x_test[0], x_test[1])
+    results["Interpolation t slider"] = _timed_updates(
+        _setter(it.t_slider), [round(v, 2) for v in _triangle(n_updates, 0.0, 1.0, 100)],
+        it.image)
+    ps = vw.PriorSampler(model)
+    results["PriorSampler new samples"] = _timed_updates(
+        lambda _: ps.button.click(), range(n_updates), ps.image)
+    return results
+
+
+def _concept_cases(n_updates: int) -> dict:
+    """The concept explorers (Matplotlib plots) and the beta explorer."""
+    import torch
+
+    from vi_helpers import widgets as vw
+    from vi_helpers.exact_models import ConjugateGaussianModel
+
+    results = {}
+    kx = vw.KLExplorer()
+    results["KLExplorer mu slider"] = _timed_updates(
+        _setter(kx.mu_slider), _triangle(n_updates, -4.0, 4.0), kx.plot)
+    results["KLExplorer sigma slider"] = _timed_updates(
+        _setter(kx.sigma_slider), _triangle(n_updates, 0.3, 3.0), kx.plot)
+    eg = vw.ELBOGapExplorer(
+        ConjugateGaussianModel(0.0, 1.0, 1.0), torch.tensor([0.5, 1.2, 0.9, 1.5]))
+    results["ELBOGapExplorer mean slider"] = _timed_updates(
+        _setter(eg.mu_slider), _triangle(n_updates, eg.mu_slider.min, eg.mu_slider.max), eg.plot)
+    ev = vw.EstimatorVarianceExplorer()
+    results["EstimatorVarianceExplorer samples slider"] = _timed_updates(
+        _setter(ev.n_slider, cast=int),
+        [int(v) // 10 * 10 for v in _triangle(n_updates, 20, 1000)], ev.plot)
+    results["EstimatorVarianceExplorer sigma slider"] = _timed_updates(
+        _setter(ev.sigma_slider), _triangle(n_updates, 0.2, 2.5), ev.plot)
+    g = torch.Generator().manual_seed(0)
+    sweep = [{"beta": b, "rate": 10 / (1 + b), "distortion": 20 + b,
+              "reconstructions": torch.rand(16, 64, generator=g)}
+             for b in (0.1, 0.5, 1.0, 2.0, 4.0, 8.0)]
+    bx = vw.BetaExplorer(sweep)
+    results["BetaExplorer beta slider"] = _timed_updates(
+        _setter(bx.slider, cast=int), [(i + 1) % 6 for i in range(n_updates)], bx.image)
+    return results
+
+
 def in_kernel_latency(n_updates: int = 300, n_epochs: int = 30) -> dict:
     """Time every widget's update in *this* process (call it inside a kernel).
 
     Returns ``{case: {"n", "median_ms", "p90_ms", "cpu_median_ms", "changed"}}``.
     """
-    import torch
-
-    from vi_helpers import VariationalAutoencoder, train_model
-    from vi_helpers import widgets as vw
-    from vi_helpers.data import load_digits
-    from vi_helpers.models import ConjugateGaussianModel
-
-    x, _ = load_digits()
-    x_test, y_test = load_digits(split="test")
-    # the model of tests/browser_fixture.ipynb
-    model = VariationalAutoencoder(64, 64, 2, likelihood="bernoulli")
-    train_model(
-        model,
-        x,
-        n_epochs=n_epochs,
-        batch_size=32,
-        learning_rate=3e-3,
-        kl_warmup_epochs=10,
-        seed=0,
-        progress=False,
-    )
-
-    def run(set_value, values, image) -> dict:
-        wall, cpu, changed = [], [], 0
-        for v in values:
-            before = image.value
-            t0, c0 = time.perf_counter(), time.thread_time()
-            set_value(v)
-            wall.append(time.perf_counter() - t0)
-            cpu.append(time.thread_time() - c0)
-            changed += image.value != before
-        return {**_stats(wall, cpu), "changed": changed}
-
-    def setter(widget, name="value", cast=float):
-        return lambda v: setattr(widget, name, cast(v))
-
-    results = {}
-    ex = vw.LatentExplorer(model)
-    results["LatentExplorer slider"] = run(
-        setter(ex.sliders[0]), _triangle(n_updates, -2.5, 2.5), ex.image
-    )
-    ex2 = vw.LatentExplorer(model)
-    lm = vw.LatentMap(model, x_test, y_test, explorer=ex2)
-    results["LatentExplorer slider + linked LatentMap"] = run(
-        setter(ex2.sliders[1]), _triangle(n_updates, -2.5, 2.5), lm.map_image
-    )
-    results["LatentMap example slider"] = run(
-        setter(lm.index_slider, cast=int),
-        [1 + (i % (len(x_test) - 1)) for i in range(n_updates)],
-        lm.original_image,
-    )
-    it = vw.Interpolation(model, x_test[0], x_test[1])
-    results["Interpolation t slider"] = run(
-        setter(it.t_slider), [round(v, 2) for v in _triangle(n_updates, 0.0, 1.0, 100)], it.image
-    )
-    ps = vw.PriorSampler(model)
-    results["PriorSampler new samples"] = run(
-        lambda _: ps.button.click(), range(n_updates), ps.image
-    )
-    kx = vw.KLExplorer()
-    results["KLExplorer mu slider"] = run(
-        setter(kx.mu_slider), _triangle(n_updates, -4.0, 4.0), kx.plot
-    )
-    results["KLExplorer sigma slider"] = run(
-        setter(kx.sigma_slider), _triangle(n_updates, 0.3, 3.0), kx.plot
-    )
-    eg = vw.ELBOGapExplorer(
-        ConjugateGaussianModel(0.0, 1.0, 1.0), torch.tensor([0.5, 1.2, 0.9, 1.5])
-    )
-    lo, hi = eg.mu_slider.min, eg.mu_slider.max
-    results["ELBOGapExplorer mean slider"] = run(
-        setter(eg.mu_slider), _triangle(n_updates, lo, hi), eg.plot
-    )
-    ev = vw.EstimatorVarianceExplorer()
-    results["EstimatorVarianceExplorer samples slider"] = run(
-        setter(ev.n_slider, cast=int),
-        [int(v) // 10 * 10 for v in _triangle(n_updates, 20, 1000)],
-        ev.plot,
-    )
-    results["EstimatorVarianceExplorer sigma slider"] = run(
-        setter(ev.sigma_slider), _triangle(n_updates, 0.2, 2.5), ev.plot
-    )
-    g = torch.Generator().manual_seed(0)
-    sweep = [
-        {
-            "beta": b,
-            "rate": 10 / (1 + b),
-            "distortion": 20 + b,
-            "reconstructions": torch.rand(16, 64, generator=g),
-        }
-        for b in (0.1, 0.5, 1.0, 2.0, 4.0, 8.0)
-    ]
-    bx = vw.BetaExplorer(sweep)
-    results["BetaExplorer beta slider"] = run(
-        setter(bx.slider, cast=int), [(i + 1) % 6 for i in range(n_updates)], bx.image
-    )
-    return results
+    return {**_vae_cases(n_updates, n_epochs), **_concept_cases(n_updates)}
 
 
 # -- part 1: run the measurement inside a real IPython kernel ------------------------------------
@@ -191,13 +180,13 @@ def measure_in_kernel(n_updates: int, timeout: float = 600.0) -> dict:
     from jupyter_client.manager import start_new_kernel
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), str(REPO / "benchmarks"), env.get("PYTHONPATH", "")) if p
-    )
+    # the kernel imports this checkout's packages (an environment variable of the kernel
+    # process, not a change to this process's import path)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(REPO))
     try:
         code = (
-            "import json, widget_latency\n"
+            "import json\nfrom benchmarks import widget_latency\n"
             f"print('RESULT ' + json.dumps(widget_latency.in_kernel_latency({n_updates})))\n"
         )
         lines: list[str] = []
@@ -239,8 +228,7 @@ _INSTALL_PROBE = """(handle) => {
 
 
 def measure_browser(n_moves: int) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_browser import (  # noqa: E402 - the launcher lives with the browser test
+    from tools.labserver import (
         FIXTURE_NOTEBOOK,
         JupyterLabServer,
         browser_missing_reason,
@@ -314,61 +302,13 @@ def environment() -> dict:
     }
     if hasattr(os, "getloadavg"):
         env["load_average_1min"] = round(os.getloadavg()[0], 2)
-    try:
-        env["cpu_model"] = next(
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    env["cpu_model"] = cpu_model()
     return env
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--updates", type=int, default=300, help="updates per in-kernel case (>= 200)")
-    ap.add_argument("--moves", type=int, default=40, help="keyboard moves in the browser (>= 30)")
-    ap.add_argument("--skip-browser", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
-    if args.updates < 200 or args.moves < 30:
-        ap.error("--updates must be >= 200 and --moves >= 30")
-
-    env_before = environment()
-    t0 = time.perf_counter()
-    kernel = measure_in_kernel(args.updates)
-    browser = {"skipped": "--skip-browser"} if args.skip_browser else measure_browser(args.moves)
-    env_after = environment()
-
-    explorer = kernel["LatentExplorer slider"]
-    vae_ok = all(kernel[c]["median_ms"] <= TARGET_KERNEL_MS for c in VAE_CASES)
-    result = {
-        "in_kernel_summary": {
-            "case": "LatentExplorer slider",
-            "median_ms": explorer["median_ms"],
-            "p90_ms": explorer["p90_ms"],
-            "cpu_median_ms": explorer["cpu_median_ms"],
-        },
-        "in_kernel": kernel,
-        "browser_round_trip": browser,
-        "targets": {
-            "in_kernel_median_ms": TARGET_KERNEL_MS,
-            "browser_median_ms": TARGET_BROWSER_MS,
-            "vae_widgets_in_kernel_met": vae_ok,
-            "browser_met": (browser.get("src_median_ms", float("inf")) <= TARGET_BROWSER_MS)
-            if "src_median_ms" in browser
-            else None,
-        },
-        "environment": {
-            **env_before,
-            "load_average_1min_after": env_after.get("load_average_1min"),
-        },
-        "seconds": round(time.perf_counter() - t0, 1),
-        "command": "python benchmarks/widget_latency.py " + " ".join(argv or sys.argv[1:]),
-    }
-
-    print(f"\nIn-kernel update latency ({args.updates} updates per case; wall and thread CPU time)")
+def _print_report(kernel: dict, browser: dict, result: dict, updates: int) -> None:
+    vae_ok = result["targets"]["vae_widgets_in_kernel_met"]
+    print(f"\nIn-kernel update latency ({updates} updates per case; wall and thread CPU time)")
     print(f"{'case':44s} {'median':>8s} {'p90':>8s} {'cpu med':>8s} {'changed':>8s}")
     for case, r in kernel.items():
         mark = " *" if case in VAE_CASES else ""
@@ -389,9 +329,55 @@ def main(argv=None) -> int:
         )
     else:
         print(f"\nBrowser round trip: skipped ({browser.get('skipped')})")
+    env = result["environment"]
     print(
-        f"load average (1 min): {env_before.get('load_average_1min')} before, {env_after.get('load_average_1min')} after, on {env_before['cpu_count']} CPUs"
+        f"load average (1 min): {env.get('load_average_1min')} before, {env.get('load_average_1min_after')} after, on {env['cpu_count']} CPUs"
     )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--updates", type=int, default=300, help="updates per in-kernel case (>= 200)")
+    ap.add_argument("--moves", type=int, default=40, help="keyboard moves in the browser (>= 30)")
+    ap.add_argument("--skip-browser", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    if args.updates < 200 or args.moves < 30:
+        ap.error("--updates must be >= 200 and --moves >= 30")
+
+    env_before = environment()
+    t0 = time.perf_counter()
+    kernel = measure_in_kernel(args.updates)
+    browser = {"skipped": "--skip-browser"} if args.skip_browser else measure_browser(args.moves)
+    env_after = environment()
+
+    explorer = kernel["LatentExplorer slider"]
+    result = {
+        "in_kernel_summary": {
+            "case": "LatentExplorer slider",
+            "median_ms": explorer["median_ms"],
+            "p90_ms": explorer["p90_ms"],
+            "cpu_median_ms": explorer["cpu_median_ms"],
+        },
+        "in_kernel": kernel,
+        "browser_round_trip": browser,
+        "targets": {
+            "in_kernel_median_ms": TARGET_KERNEL_MS,
+            "browser_median_ms": TARGET_BROWSER_MS,
+            "vae_widgets_in_kernel_met": all(
+                kernel[c]["median_ms"] <= TARGET_KERNEL_MS for c in VAE_CASES),
+            "browser_met": (browser.get("src_median_ms", float("inf")) <= TARGET_BROWSER_MS)
+            if "src_median_ms" in browser
+            else None,
+        },
+        "environment": {
+            **env_before,
+            "load_average_1min_after": env_after.get("load_average_1min"),
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": "python -m benchmarks.widget_latency " + " ".join(argv or sys.argv[1:]),
+    }
+    _print_report(kernel, browser, result, args.updates)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
     return 0

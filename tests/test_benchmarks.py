@@ -1,6 +1,6 @@
 """The benchmark suite: its arithmetic, its reference loop, and a smoke run end to end.
 
-The smoke run (``benchmarks/run.py --smoke``) trains on 512 MNIST images for a few
+The smoke run (``python -m benchmarks --smoke``) trains on 512 MNIST images for a few
 steps and writes results.{json,md,png} into ``tmp_path`` (never over the committed
 results). It reads ``../shared/data/mnist`` when that folder holds the four MNIST
 files (as in CI) and otherwise tiny IDX files written here.
@@ -9,7 +9,6 @@ files (as in CI) and otherwise tiny IDX files written here.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import math
 import os
@@ -22,6 +21,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import config, driver, idiomatic, report
+from benchmarks.phases import notebooks, peak
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -31,26 +33,6 @@ MNIST_STEMS = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-def _load(name: str):
-    """Import a module of benchmarks/ by path (the folder is not a package)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def run_mod():
-    return _load("run")
-
-
-@pytest.fixture(scope="module")
-def idiomatic_mod():
-    return _load("idiomatic")
 
 
 # ------------------------------------------------------------------ tiny IDX files
@@ -101,27 +83,45 @@ def test_tiny_idx_files_read_back(tmp_path):
 
 
 # ----------------------------------------------------------------------- arithmetic
-def test_forward_macs_counts_every_linear_layer(run_mod):
+def test_forward_macs_counts_every_linear_layer():
     from vi_helpers import VariationalAutoencoder
 
     model = VariationalAutoencoder(784, 400, 20, likelihood="bernoulli")
     # independent count: in_features * out_features of every nn.Linear in the model
     macs = sum(m.in_features * m.out_features for m in model.modules()
                if isinstance(m, torch.nn.Linear))
-    assert run_mod.forward_macs() == macs == 971_200
+    assert config.forward_macs() == macs == 971_200
     dec = sum(m.in_features * m.out_features for m in model.decoder.modules()
               if isinstance(m, torch.nn.Linear))
-    assert run_mod.decoder_macs() == dec
-    assert run_mod.epoch_flops(60_000) == pytest.approx(3 * 2 * macs * 60_000)
+    assert config.decoder_macs() == dec
+    assert config.epoch_flops(60_000) == pytest.approx(3 * 2 * macs * 60_000)
 
 
-def test_measure_mm_is_positive_and_finite(run_mod):
-    gflops = run_mod.measure_mm(64, 64, 64, repeats=2, min_time=0.001)
+def test_measure_mm_is_positive_and_finite():
+    gflops = peak.measure_mm(64, 64, 64, repeats=2, min_time=0.001)
     assert math.isfinite(gflops) and gflops > 0
 
 
+def test_measure_mm_agrees_with_a_hand_timed_loop():
+    """The Timer's estimate is within a factor of 3 of a plain perf_counter loop (a
+    wrong FLOP count or per-call time would be off by orders of magnitude)."""
+    import time
+
+    a, b = torch.randn(128, 256), torch.randn(256, 128)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(50):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - t) / 50)
+    by_hand = 2.0 * 128 * 256 * 128 / best / 1e9
+    by_timer = peak.measure_mm(128, 256, 128, repeats=5, min_time=0.01)
+    assert by_hand / 3 < by_timer < by_hand * 3
+
+
 @pytest.mark.parametrize("batch", [1, 5])
-def test_tutorial_loss_is_the_models_negative_elbo_summed(idiomatic_mod, batch):
+def test_tutorial_loss_is_the_models_negative_elbo_summed(batch):
     """pytorch/examples' loss (sigmoid + BCE sum + KL sum) is the batch *sum* of the
     vi_helpers model's per-example negative ELBO; the logits version is the same."""
     from vi_helpers import VariationalAutoencoder
@@ -131,23 +131,20 @@ def test_tutorial_loss_is_the_models_negative_elbo_summed(idiomatic_mod, batch):
     x = torch.bernoulli(torch.full((batch, 12), 0.4))
     logits, mu, log_var = model(x)
     reference = model.loss_function(x, logits, mu, log_var) * batch  # batch mean -> sum
-    tutorial = idiomatic_mod.loss_function(torch.sigmoid(logits), x, mu, log_var)
-    from_logits = idiomatic_mod.loss_function_logits(logits, x, mu, log_var)
+    tutorial = idiomatic.loss_function(torch.sigmoid(logits), x, mu, log_var)
+    from_logits = idiomatic.loss_function_logits(logits, x, mu, log_var)
     torch.testing.assert_close(tutorial, reference, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(from_logits, reference, rtol=1e-5, atol=1e-4)
 
 
-def test_tensor_batches_cover_every_row_once(idiomatic_mod):
-    x = torch.arange(10.0).unsqueeze(1)
-    batches = idiomatic_mod.tensor_batches(x, 4, seed=0)
-    assert len(batches) == 3
-    seen = torch.cat([b for (b,) in batches]).squeeze(1)
-    assert sorted(seen.tolist()) == list(range(10))
-    assert [b.shape[0] for (b,) in batches] == [4, 4, 2]
-
-
-@pytest.mark.parametrize("kw", [{}, {"logits": True, "sync": False}])
-def test_train_epoch_lowers_the_loss(idiomatic_mod, kw):
+@pytest.mark.parametrize(
+    ("kw", "loader"),
+    [({}, "dataloader"), ({"logits": True, "sync": False}, "dataloader"),
+     ({"logits": True, "sync": False, "device": "cpu"}, "tensor")],
+)
+def test_train_epoch_lowers_the_loss(kw, loader):
+    """The tutorial loop trains, over a DataLoader's (x,) tuples or Minibatches' tensors."""
+    from benchmarks.harness import make_batches
     from vi_helpers import VariationalAutoencoder
 
     torch.manual_seed(0)
@@ -155,22 +152,22 @@ def test_train_epoch_lowers_the_loss(idiomatic_mod, kw):
     x = torch.rand(64, 16) * 0.2
     x[:32, :8] = 0.9
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    loader = idiomatic_mod.make_loader(x, 16, seed=0)
-    losses = [idiomatic_mod.train_epoch(model, loader, optimizer, **kw) for _ in range(5)]
+    loader = make_batches(x, loader, 16, seed=0)
+    losses = [idiomatic.train_epoch(model, loader, optimizer, **kw) for _ in range(5)]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 
 
-def test_unknown_phase_is_refused(run_mod):
+def test_unknown_phase_is_refused():
     with pytest.raises(SystemExit):
-        run_mod.parse_args(["--only", "nope"])
+        driver.parse_args(["--only", "nope"])
 
 
-def test_defaults_are_the_issues_values(run_mod):
-    args = run_mod.parse_args([])
+def test_defaults_are_the_issues_values():
+    args = driver.parse_args([])
     assert args.iwae_k == 5000 and args.train_minutes == 30.0
     assert "notebooks" in args.phases
-    smoke = run_mod.parse_args(["--smoke"])
+    smoke = driver.parse_args(["--smoke"])
     assert smoke.iwae_k == 10 and "notebooks" not in smoke.phases
 
 
@@ -182,7 +179,7 @@ def smoke(tmp_path_factory, mnist_dir):
     before = committed.stat().st_mtime_ns if committed.is_file() else None
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--smoke", "--threads", "1",
+        [sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1",
          "--data-dir", str(mnist_dir), "--out-dir", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -273,7 +270,7 @@ def test_only_reruns_one_phase_and_keeps_the_rest(smoke, mnist_dir):
     out, doc, _ = smoke
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--smoke", "--threads", "1", "--only", "widgets",
+        [sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1", "--only", "widgets",
          "--data-dir", str(mnist_dir), "--out-dir", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
@@ -289,7 +286,24 @@ def test_only_reruns_one_phase_and_keeps_the_rest(smoke, mnist_dir):
      ("**Run time:** about 7.5 s", 7.5),
      ("no run time stated", None)],
 )
-def test_stated_run_time_is_read_from_the_notebook(run_mod, tmp_path, text, expected):
+def test_stated_run_time_is_read_from_the_notebook(tmp_path, text, expected):
     path = tmp_path / "01_x.ipynb"
     path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [text]}]}))
-    assert run_mod.stated_run_time(path) == expected
+    assert notebooks.stated_run_time(path) == expected
+
+
+def test_committed_results_render_from_their_json():
+    """results.md is the rendering of results.json: the committed pair must agree, so the
+    package renders a full run's document (every phase's section) the way it was written."""
+    doc = json.loads((BENCH / "results.json").read_text())
+    assert report.render_markdown(doc) == (BENCH / "results.md").read_text()
+
+
+def test_every_phase_renders_a_section():
+    doc = json.loads((BENCH / "results.json").read_text())
+    md = report.render_markdown(doc)
+    for heading in ("## sgemm peak", "## Time to quality", "## Ablation", "## Trainer overhead",
+                    "## Long training", "## IWAE NLL", "## Exactness", "## Widgets",
+                    "## Course run time"):
+        assert md.count(heading) == 1, heading
+    assert "cannot render" not in md

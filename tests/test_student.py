@@ -42,7 +42,7 @@ CONTRACT = {
     "02": ["mc_elbo", "log_joint_poisson", "log_evidence_quadrature"],
     "03": ["update_assignments", "best_restart"],
     "04": ["score_function_grad_mu", "reparameterize", "stl_gradient", "estimator_variances"],
-    "05": ["vae_loss_bernoulli", "train_vae"],
+    "05": ["vae_loss_bernoulli", "train_vae", "decoder_variance_sweep"],
     "06": ["slerp", "latent_size_sweep"],
     "07": ["active_units"],
     "08": ["iwae_bound"],

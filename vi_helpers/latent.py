@@ -39,7 +39,9 @@ from ._validate import check_same_shape, check_tensor
 __all__ = ["lerp", "slerp"]
 
 #: Below this :math:`|\sin\Omega|` the two codes are (anti-)parallel or one is
-#: zero: the slerp formula is 0/0 there and :func:`slerp` uses the line.
+#: zero and :func:`slerp` uses the line: for parallel codes the slerp formula is
+#: 0/0 and the line is its limit; for antiparallel codes no unique great circle
+#: joins them, slerp is undefined, and the line is a convention, not a limit.
 PARALLEL_TOLERANCE = 1e-6
 
 
@@ -83,8 +85,10 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     the result is the point at angle :math:`t\Omega` on the great circle through
     them, so its norm stays 1. Falls back to :func:`lerp` where the two vectors
     are (anti-)parallel or one is zero (:math:`|\sin\Omega|` below
-    :data:`PARALLEL_TOLERANCE`), where the formula is 0/0. ``t=0`` and ``t=1``
-    return (copies of) the endpoints exactly.
+    :data:`PARALLEL_TOLERANCE`): for parallel vectors the formula is 0/0 and
+    lerp is its limit; for antiparallel ones (:math:`\Omega=\pi`) the great
+    circle is not unique, slerp is undefined, and lerp is only a convention.
+    ``t=0`` and ``t=1`` return (copies of) the endpoints exactly.
 
     Args:
         z0, z1: ``(..., L)`` tensors of one shape.

@@ -200,3 +200,74 @@ MUTANTS += [
     ("train_vae", "no_shuffle", _train_variant("no_shuffle"), "shuffle the rows every epoch"),
     ("train_vae", "weights", _two_steps_per_batch, "trained weights do not"),
 ]
+
+
+# -- the decoder variance as a KL weight (experiment) -----------------------------------
+def decoder_variance_sweep(x_train, x_test, variances, seeds, n_epochs):
+    import math
+
+    from vi_helpers import VariationalAutoencoder, train_model
+    from vi_helpers.kl import kl_standard_normal_per_dim
+
+    out = torch.zeros(len(variances), len(seeds), 8)
+    for i, sigma2 in enumerate(variances):
+        for j, seed in enumerate(seeds):
+            torch.manual_seed(seed)
+            model = VariationalAutoencoder(x_train.shape[1], 64, 8, likelihood="gaussian",
+                                           obs_log_var=math.log(sigma2))
+            train_model(model, x_train, n_epochs, 3e-3, batch_size=128, seed=seed, progress=False)
+            with torch.no_grad():
+                mu, log_var = model.encode(x_test)
+            out[i, j] = kl_standard_normal_per_dim(mu, log_var).mean(dim=0)
+    return out
+
+
+def _variance_sweep_via_distributions(x_train, x_test, variances, seeds, n_epochs):
+    # the KL from torch.distributions instead of the closed form (an equally correct answer)
+    import math
+
+    from torch.distributions import Normal, kl_divergence
+
+    from vi_helpers import VariationalAutoencoder, train_model
+
+    rows = []
+    for sigma2 in variances:
+        row = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = VariationalAutoencoder(64, 64, 8, likelihood="gaussian", obs_log_var=math.log(sigma2))
+            train_model(model, x_train, n_epochs, 3e-3, batch_size=128, seed=seed, progress=False)
+            with torch.no_grad():
+                mu, log_var = model.encode(x_test)
+                q = Normal(mu, (0.5 * log_var).exp())
+                row.append(kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).mean(0))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def _variance_variant(to_log_var, on="test", reduce="mean"):
+    from vi_helpers.checks.vae import _variance_models, _variance_table
+
+    def fn(x_train, x_test, variances, seeds, n_epochs):
+        models = _variance_models(x_train, variances, seeds, n_epochs, to_log_var)
+        x = x_train if on == "train" else x_test
+        return _variance_table(models, x, variances, seeds, reduce=reduce)
+
+    return fn
+
+
+def _log(v):
+    import math
+
+    return math.log(v)
+
+
+REFERENCE["decoder_variance_sweep"] = decoder_variance_sweep
+N_CASES["decoder_variance_sweep"] = 2
+ALTERNATIVES.append(("decoder_variance_sweep", _variance_sweep_via_distributions))
+MUTANTS += [
+    ("decoder_variance_sweep", "train_data", _variance_variant(_log, on="train"), "held-out images"),
+    ("decoder_variance_sweep", "sum", _variance_variant(_log, reduce="sum"), "do not sum"),
+    ("decoder_variance_sweep", "raw_variance", _variance_variant(float), "not sigma2"),
+    ("decoder_variance_sweep", "log_std", _variance_variant(lambda v: 0.5 * _log(v)), "not of the standard deviation"),
+]

@@ -74,7 +74,8 @@ def check_slerp(slerp) -> CheckResult:
     Python float): with :math:`\Omega` the angle between ``z0`` and ``z1``,
     weights :math:`\sin((1-t)\Omega)/\sin\Omega` and :math:`\sin(t\Omega)/\sin\Omega`
     on the vectors themselves, falling back to linear interpolation when they are
-    nearly parallel. Reference: float64, the angle from the stable half-angle
+    nearly parallel (0/0; lerp is the limit). Antiparallel vectors, where slerp is
+    undefined, are not among the cases. Reference: float64, the angle from the stable half-angle
     formula :math:`\Omega = 2\,\mathrm{atan2}(\|a-b\|, \|a+b\|)` of the unit vectors.
     """
     g = gen(707)

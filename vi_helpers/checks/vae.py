@@ -74,7 +74,7 @@ _VAE_HINTS = {
     ),
     "vector": "return a single number: the average over the batch of the per-example losses.",
     "nonfinite": (
-        "your loss is inf or nan for confident logits: log(sigmoid(·)) underflows to log 0. "
+        "your loss is inf or nan for confident logits: in float32 sigmoid(40) rounds to 1, so log(1 - sigmoid(·)) is log 0. "
         "Use a numerically stable form, e.g. torch.nn.functional.binary_cross_entropy_with_logits "
         "or F.logsigmoid."
     ),
@@ -318,3 +318,118 @@ def check_train_vae(train_vae) -> CheckResult:
 
 
 __all__ += ["check_train_vae"]
+
+
+# -- the decoder variance as a KL weight (experiment) -----------------------------------
+
+#: The recipe of the decoder-variance sweep: hidden units, latent size, Adam step, batch.
+VARIANCE_RECIPE = {"hidden_size": 64, "latent_size": 8, "learning_rate": 3e-3, "batch_size": 128}
+
+
+def _variance_models(x_train, variances, seeds, n_epochs, to_log_var):
+    """One Gaussian-decoder VAE per (variance, seed), trained by the recipe (forked RNG).
+
+    ``to_log_var`` maps sigma^2 to the ``obs_log_var`` passed to the model
+    (``math.log`` for the reference; the mutants pass other maps).
+    """
+    from ..models import VariationalAutoencoder
+    from ..train import train_model
+
+    r = VARIANCE_RECIPE
+    models = {}
+    with torch.random.fork_rng(devices=[]):
+        for variance in variances:
+            for seed in seeds:
+                torch.manual_seed(seed)
+                model = VariationalAutoencoder(x_train.shape[1], r["hidden_size"], r["latent_size"],
+                                               likelihood="gaussian", obs_log_var=to_log_var(variance))
+                train_model(model, x_train, n_epochs, r["learning_rate"], batch_size=r["batch_size"],
+                            seed=seed, progress=False)
+                models[variance, seed] = model
+    return models
+
+
+def _variance_table(models, x, variances, seeds, reduce="mean"):
+    from ..kl import kl_standard_normal_per_dim
+
+    out = torch.zeros(len(variances), len(seeds), VARIANCE_RECIPE["latent_size"], dtype=F64)
+    with torch.no_grad():
+        for i, variance in enumerate(variances):
+            for j, seed in enumerate(seeds):
+                kl = kl_standard_normal_per_dim(*models[variance, seed].encode(x))  # (N, L)
+                out[i, j] = kl.sum(0) if reduce == "sum" else kl.mean(0)
+    return out
+
+
+_VARIANCE_HINTS = {
+    "train_data": (
+        "you measured the KL on the training images; the experiment asks for the held-out "
+        "images (x_test)."
+    ),
+    "raw_variance": (
+        "obs_log_var is the LOG of the decoder variance: pass math.log(sigma2), not sigma2."
+    ),
+    "log_std": (
+        "obs_log_var is the log of the VARIANCE σ², not of the standard deviation σ: "
+        "pass math.log(sigma2)."
+    ),
+    "sum": "report the KL per image: average each dimension's KL over the held-out images, do not sum.",
+}
+
+
+def check_decoder_variance_sweep(decoder_variance_sweep) -> CheckResult:
+    r"""Check ``decoder_variance_sweep(x_train, x_test, variances, seeds, n_epochs) -> (n_var, n_seeds, L)`` (notebook 05).
+
+    For every decoder variance :math:`\sigma^2` and seed: ``torch.manual_seed(seed)``,
+    ``VariationalAutoencoder(D, 64, 8, likelihood="gaussian", obs_log_var=log σ²)``,
+    ``train_model`` with learning rate ``3e-3``, batches of 128 and ``seed=seed``,
+    then the held-out KL of each latent dimension,
+    ``kl_standard_normal_per_dim(*model.encode(x_test)).mean(0)`` (nats per image).
+    Reference: the same recipe run here on a small subset of the digits (few epochs,
+    so the check is fast).
+    """
+    import math
+
+    from ..data import load_digits
+
+    x_all, _ = load_digits(split="train")
+    x_train, x_test = x_all[:192], x_all[192:256]
+
+    def case(label, variances, seeds, n_epochs):
+        def table(to_log_var, x=x_test, reduce="mean"):
+            models = _variance_models(x_train, variances, seeds, n_epochs, to_log_var)
+            return _variance_table(models, x, variances, seeds, reduce)
+
+        models = _variance_models(x_train, variances, seeds, n_epochs, math.log)
+        mutants = {
+            "train_data": _variance_table(models, x_train, variances, seeds),
+            "sum": _variance_table(models, x_test, variances, seeds, reduce="sum"),
+            "raw_variance": table(float),
+            "log_std": table(lambda v: 0.5 * math.log(v)),
+        }
+        ref = _variance_table(models, x_test, variances, seeds)
+        return Case(label, (x_train, x_test, variances, seeds, n_epochs), ref, mutants,
+                    rtol=1e-3, atol=1e-3)
+
+    cases = [
+        case("variances (0.5, 0.05), seed 0, 3 epochs on 192 images", (0.5, 0.05), (0,), 3),
+        case("one variance (0.02), seeds (1, 2), 2 epochs", (0.02,), (1, 2), 2),
+    ]
+
+    def isolated(*args):  # the student's torch.manual_seed must not touch the caller's RNG
+        with torch.random.fork_rng(devices=[]):
+            return decoder_variance_sweep(*args)
+
+    return finish(
+        "decoder_variance_sweep",
+        isolated if callable(decoder_variance_sweep) else decoder_variance_sweep,
+        cases,
+        "tensor",
+        _VARIANCE_HINTS,
+        "follow the recipe exactly (torch.manual_seed(seed) before building each model, "
+        "seed=seed for train_model) and return a tensor of shape (number of variances, "
+        "number of seeds, 8): one KL per latent dimension.",
+    )
+
+
+__all__ += ["check_decoder_variance_sweep", "VARIANCE_RECIPE"]

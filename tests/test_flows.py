@@ -73,6 +73,23 @@ def test_planar_constraint():
     assert bool((zero == 0).all())  # u = 0 is the identity map
 
 
+def test_planar_parameters_are_not_identifiable_but_order_matters():
+    # (u, w, b) -> (-u, -w, -b) gives the same layer (u_hat flips with u and w), so the
+    # parameters an encoder predicts are not unique; swapping two layers changes the map.
+    family = FlowFamily(2, 2)
+    theta = _random_theta(family, 6)
+    eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(7), dtype=DT)
+    z, log_det = family.transform(theta, eps)
+    k = family.n_base_params
+    flipped = torch.cat([theta[:k], -theta[k:]])
+    z_flip, log_det_flip = family.transform(flipped, eps)
+    torch.testing.assert_close(z_flip, z, rtol=0, atol=1e-14)
+    torch.testing.assert_close(log_det_flip, log_det, rtol=0, atol=1e-14)
+    n = 2 * family.dim + 1
+    swapped = torch.cat([theta[:k], theta[k + n :], theta[k : k + n]])
+    assert float((family.transform(swapped, eps)[0] - z).abs().max()) > 1e-3
+
+
 # -- inverses and densities -------------------------------------------------------------------
 def test_planar_inverse_roundtrip_near_non_invertible_limit():
     g = torch.Generator().manual_seed(3)

@@ -1,6 +1,6 @@
 r"""A VAE whose encoder outputs a normalizing flow, and its approximation and amortization gaps.
 
-The encoder maps an image :math:`x` to the parameters :math:`\theta_\phi(x)` of a
+The encoder maps an image :math:`x` to the parameters :math:`\xi_\phi(x)` of a
 :class:`~vi_helpers.flows.FlowFamily`: a diagonal Gaussian
 :math:`\mathcal N(\mu_\phi(x),\mathrm{diag}\,\sigma^2_\phi(x))` followed by :math:`M`
 planar layers whose :math:`(u, w, b)` also depend on :math:`x` (as in Rezende & Mohamed
@@ -23,9 +23,12 @@ Gaussian and the flow encoders, so they are compared on equal terms).
     = \underbrace{\log p(x)-\mathcal L(q^\star)}_{\text{approximation gap}}
     + \underbrace{\mathcal L(q^\star)-\mathcal L(q_\phi)}_{\text{amortization gap}},
 
-where :math:`q^\star` is the best member of the *same family* for that image, found
+where :math:`q^\star` is the best member of the *same family* for that image, approximated
 by :func:`optimize_local_flow` (the flow's parameters optimized per image, decoder
-fixed). :func:`inference_gaps` measures all three terms. This is the flow version of
+fixed). That is a local optimum, so the measured approximation gap is an upper bound
+and the amortization gap a lower bound, for the exact :math:`\log p(x)`; the
+importance-sampled :math:`\log p(x)` is biased low, which pulls the approximation gap
+down. :func:`inference_gaps` measures all three terms. This is the flow version of
 :func:`vi_helpers.free_energy.amortization_gap`, which handles diagonal Gaussians.
 
 Shapes: ``B`` images, ``D`` pixels, ``L`` latent dimension, ``P`` flow parameters,
@@ -64,7 +67,7 @@ class FlowVAE(nn.Module):
     r"""VAE with a flow encoder :math:`q_\phi(z\mid x)` and a Bernoulli decoder.
 
     Encoder: ``Linear(D,H)-ReLU-Linear(H,H)-ReLU-Linear(H,P)``, the last layer giving
-    the flow's parameters :math:`\theta_\phi(x)` (layout in
+    the flow's parameters :math:`\xi_\phi(x)` (layout in
     :class:`~vi_helpers.flows.FlowFamily`; for the diagonal base the first ``2L``
     are :math:`\mu` and :math:`\log\sigma`). Decoder:
     :class:`~vi_helpers.models.GenerativeModel` (logits).
@@ -133,7 +136,7 @@ class FlowVAE(nn.Module):
         self, x: torch.Tensor, theta: torch.Tensor, n_samples: int, *, generator=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""``(log_lik, kl)``, each ``(S, B)``: :math:`\log p(x\mid z_s)` and
-        :math:`\log q(z_s)-\log p(z_s)` for :math:`z_s\sim q_\theta`, reparameterized.
+        :math:`\log q(z_s)-\log p(z_s)` for :math:`z_s\sim q_\xi`, reparameterized (:math:`\xi` = ``theta``, the flow's parameters).
 
         Their difference averaged over ``S`` is an unbiased ELBO estimate for the flow
         ``theta (B, P)`` (the encoder's, or any other, e.g. :func:`optimize_local_flow`'s).
@@ -220,10 +223,11 @@ def optimize_local_flow(
     r"""The best flow of the model's family for each image, decoder fixed: :math:`q^\star`.
 
     .. math::
-        \theta^\star_b=\arg\max_{\theta_b}\ \mathbb E_{q_{\theta_b}}\big[\log p(x_b\mid z)
-        +\log p(z)-\log q_{\theta_b}(z)\big],
+        \xi^\star_b=\arg\max_{\xi_b}\ \mathbb E_{q_{\xi_b}}\big[\log p_\theta(x_b\mid z)
+        +\log p(z)-\log q_{\xi_b}(z)\big],
 
-    by Adam on each image's own ``theta`` (``(B, P)``, started at the encoder's output),
+    by Adam on each image's own flow parameters :math:`\xi_b` (``theta``, ``(B, P)``, started at the
+    encoder's output; written :math:`\xi` because :math:`\theta` names the decoder),
     ``n_samples`` fresh reparameterized samples per step, the step size annealed to 0 by
     a cosine schedule. The images do not interact (the objective is a sum over images
     and Adam is elementwise). Gradients are taken with ``torch.autograd.grad``, so

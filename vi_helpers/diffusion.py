@@ -5,7 +5,7 @@ The **encoder** is not learned: the forward (noising) process
 
 .. math::
     q(x_t\mid x_{t-1})=\mathcal N\big(\sqrt{\alpha_t}\,x_{t-1},\,(1-\alpha_t)I\big),
-    \qquad \bar\alpha_t=\prod_{s=1}^t\alpha_s,\ \bar\alpha_0=1 .
+    \qquad \bar\alpha_t=\prod_{i=1}^t\alpha_i,\ \bar\alpha_0=1 .
 
 (The noise schedule is written with :math:`\alpha_t` only: in this course
 :math:`\beta` is the KL weight, so the :math:`\beta_t=1-\alpha_t` of Ho et al. is
@@ -35,8 +35,8 @@ reverse variances fixed to :math:`\sigma_t^2=1-\alpha_t` or :math:`\tilde\sigma_
 mean in the :math:`\varepsilon`-parameterization
 :math:`\mu_\theta=\big(x_t-\frac{1-\alpha_t}{\sqrt{1-\bar\alpha_t}}\varepsilon_\theta(x_t,t)\big)/\sqrt{\alpha_t}`;
 and at :math:`t=1` a **Gaussian decoder** :math:`p_\theta(x_0\mid x_1)=\mathcal N(\hat
-x_0,\sigma_1^2I)` with :math:`\hat x_0=(x_1-\sqrt{1-\alpha_1}\varepsilon_\theta)/\sqrt{\alpha_1}`
-and :math:`\sigma_1^2=(1-\alpha_1)/\alpha_1`, the variance of :math:`x_0` given
+x_0,\sigma_{\mathrm{dec}}^2I)` with :math:`\hat x_0=(x_1-\sqrt{1-\alpha_1}\varepsilon_\theta)/\sqrt{\alpha_1}`
+and :math:`\sigma_{\mathrm{dec}}^2=(1-\alpha_1)/\alpha_1`, the variance of :math:`x_0` given
 :math:`x_1` when :math:`\varepsilon` is unknown. It keeps the model a *continuous*
 density (so the exact Gaussian-data check below applies); for discrete pixels
 the data are uniformly dequantized first, which turns the ELBO into a bound on
@@ -47,7 +47,7 @@ and the *simplified loss* of Ho et al. is the same sum with all :math:`w_t`
 replaced by one and the constants dropped.
 
 The exact case lives in :mod:`vi_helpers.diffusion_gaussian`: for
-data :math:`x_0\sim\mathcal N(m,C)` every :math:`q(x_{t-1}\mid x_t)` is Gaussian;
+data :math:`x_0\sim\mathcal N(\mu_{\mathrm{data}},C)` every :math:`q(x_{t-1}\mid x_t)` is Gaussian;
 with those reverse kernels and :math:`p(x_T)=q(x_T)` the ELBO equals
 :math:`\log p(x_0)` for every :math:`x_0`.
 
@@ -152,7 +152,7 @@ def _check_alpha(alpha) -> torch.Tensor:
 
 
 def alpha_bar(alpha: torch.Tensor) -> torch.Tensor:
-    r""":math:`\bar\alpha_t=\prod_{s\le t}\alpha_s` for :math:`t=0,\dots,T`: shape ``(T + 1,)``,
+    r""":math:`\bar\alpha_t=\prod_{i\le t}\alpha_i` for :math:`t=0,\dots,T`: shape ``(T + 1,)``,
     with :math:`\bar\alpha_0=1` at index 0 (so index ``t`` is step ``t``)."""
     _check_alpha(alpha)
     return torch.cat([alpha.new_ones(1), torch.cumprod(alpha, dim=0)])
@@ -272,7 +272,7 @@ def reverse_variance(alpha: torch.Tensor, kind: str = "posterior") -> torch.Tens
     * ``"forward"``: :math:`\sigma_t^2=1-\alpha_t`, optimal for :math:`x_0\sim\mathcal N(0,I)`,
       and close to optimal whenever the data spread exceeds the noise of step ``t``.
 
-    Index 0 holds the Gaussian decoder's :math:`\sigma_1^2=(1-\alpha_1)/\alpha_1` in both cases.
+    Index 0 holds the Gaussian decoder's :math:`\sigma_{\mathrm{dec}}^2=(1-\alpha_1)/\alpha_1` in both cases (at :math:`t=1`, :math:`\tilde\sigma_1^2=0`).
 
     Args:
         alpha: ``(T,)`` schedule.
@@ -330,7 +330,7 @@ def elbo_offsets(alpha: torch.Tensor, variance: str = "posterior") -> torch.Tens
     \mathcal N(\mu_\theta,\sigma_t^2))` per dimension,
     :math:`c_t=\tfrac12\big(\log\frac{\sigma_t^2}{\tilde\sigma_t^2}+\frac{\tilde\sigma_t^2}{\sigma_t^2}-1\big)`
     (0 for ``"posterior"``); for :math:`t=1` the decoder's normalizer
-    :math:`c_1=\tfrac12\log(2\pi\sigma_1^2)`. So
+    :math:`c_1=\tfrac12\log(2\pi\sigma_{\mathrm{dec}}^2)` (the formula above would be infinite, as :math:`\tilde\sigma_1^2=0`). So
     :math:`-\mathcal L=L_T+\sum_{t=1}^T\big(D\,c_t+w_t\,\mathbb E\lVert\varepsilon-\varepsilon_\theta\rVert^2\big)`.
 
     Args:
@@ -549,9 +549,9 @@ class GaussianDiffusion(nn.Module):
     def sample(self, n: int, *, generator=None, return_chain: bool = False) -> torch.Tensor:
         r"""Ancestral sampling along the reverse chain.
 
-        :math:`x_T\sim\mathcal N(0,I)`, then :math:`x_{t-1}=\mu_\theta(x_t,t)+\sigma_t z`
+        :math:`x_T\sim\mathcal N(0,I)`, then :math:`x_{t-1}=\mu_\theta(x_t,t)+\sigma_t\xi`
         for :math:`t=T..2`, and finally the decoder *mean* :math:`\hat x_0(x_1)`
-        (the decoder's noise, of std :math:`\sigma_1`, is left out, as is usual).
+        (the decoder's noise, of std :math:`\sigma_{\mathrm{dec}}`, is left out, as is usual).
 
         Args:
             n: number of samples.

@@ -1,6 +1,6 @@
 r"""The exact case of notebook 12: diffusion on Gaussian data.
 
-For data :math:`x_0\sim\mathcal N(m,C)` every distribution of the forward chain
+For data :math:`x_0\sim\mathcal N(\mu_{\mathrm{data}},C)` every distribution of the forward chain
 is Gaussian, so the *true* reverse conditionals :math:`q(x_{t-1}\mid x_t)` are
 Gaussian too and known in closed form (:func:`gaussian_reverse_kernels`). A
 reverse chain built from them, started at :math:`p(x_T)=q(x_T)`, reproduces the
@@ -44,22 +44,22 @@ def _check_gaussian(mean, cov) -> None:
 
 
 def gaussian_reverse_kernels(mean: torch.Tensor, cov: torch.Tensor, alpha: torch.Tensor):
-    r"""The exact reverse conditionals :math:`q(x_{t-1}\mid x_t)` for data :math:`x_0\sim\mathcal N(m,C)`.
+    r"""The exact reverse conditionals :math:`q(x_{t-1}\mid x_t)` for data :math:`x_0\sim\mathcal N(\mu_{\mathrm{data}},C)`.
 
-    The forward marginals are :math:`q(x_t)=\mathcal N(m_t,C_t)` with
-    :math:`m_t=\sqrt{\bar\alpha_t}m`, :math:`C_t=\bar\alpha_tC+(1-\bar\alpha_t)I`, and
+    The forward marginals are :math:`q(x_t)=\mathcal N(\sqrt{\bar\alpha_t}\mu_{\mathrm{data}},C_t)` with
+    :math:`C_t=\bar\alpha_tC+(1-\bar\alpha_t)I`, and
     :math:`\mathrm{Cov}(x_{t-1},x_t)=\sqrt{\alpha_t}C_{t-1}`. Conditioning the
     jointly Gaussian pair gives :math:`q(x_{t-1}\mid x_t)=\mathcal N(A_tx_t+b_t,\Sigma_t)`,
 
     .. math::
-        A_t=\sqrt{\alpha_t}\,C_{t-1}C_t^{-1},\quad b_t=m_{t-1}-A_tm_t,\quad
+        A_t=\sqrt{\alpha_t}\,C_{t-1}C_t^{-1},\quad b_t=(\sqrt{\bar\alpha_{t-1}}I-\sqrt{\bar\alpha_t}A_t)\mu_{\mathrm{data}},\quad
         \Sigma_t=C_{t-1}-\sqrt{\alpha_t}\,A_tC_{t-1}.
 
     These are the optimal reverse kernels: with them and :math:`p(x_T)=q(x_T)` the
     reverse chain's joint *is* the forward joint, so the ELBO is tight.
 
     Args:
-        mean: ``(D,)`` data mean :math:`m`.
+        mean: ``(D,)`` data mean :math:`\mu_{\mathrm{data}}`.
         cov: ``(D, D)`` symmetric positive-definite data covariance :math:`C`.
         alpha: ``(T,)`` schedule.
 
@@ -132,11 +132,11 @@ def gaussian_data_elbo(x0: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor,
 
     Args:
         x0: ``(B, D)`` points.
-        mean, cov: the data distribution :math:`\mathcal N(m,C)`, ``(D,)`` and ``(D, D)``.
+        mean, cov: the data distribution :math:`\mathcal N(\mu_{\mathrm{data}},C)`, ``(D,)`` and ``(D, D)``.
         alpha: ``(T,)`` schedule.
-        prior: :math:`p(x_T)`: ``"marginal"`` :math:`q(x_T)=\mathcal N(m_T,C_T)`,
+        prior: :math:`p(x_T)`: ``"marginal"`` :math:`q(x_T)=\mathcal N(\sqrt{\bar\alpha_T}\mu_{\mathrm{data}},C_T)`,
             ``"standard"`` :math:`\mathcal N(0,I)`, or ``"learned_mean"``
-            :math:`\mathcal N(m_T,I)` (the best mean of a unit-covariance prior).
+            :math:`\mathcal N(\sqrt{\bar\alpha_T}\mu_{\mathrm{data}},I)` (the best mean of a unit-covariance prior).
         reverse: :math:`S_t`: ``"optimal"`` :math:`\Sigma_t` (see
             :func:`gaussian_reverse_kernels`), or ``"posterior"`` / ``"forward"``:
             :math:`\sigma_t^2I` from :func:`~vi_helpers.diffusion.reverse_variance`, the
@@ -146,7 +146,7 @@ def gaussian_data_elbo(x0: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor,
     Returns:
         ``(elbo, terms)``: ``(B,)`` in nats, and ``{"prior": (B,), "kl": (B, T - 1),
         "log_lik": (B,)}`` as in :meth:`GaussianDiffusion.elbo_terms`. With the
-        defaults ``elbo`` equals :math:`\log\mathcal N(x_0;m,C)`.
+        defaults ``elbo`` equals :math:`\log\mathcal N(x_0;\mu_{\mathrm{data}},C)`.
     """
     prior = check_choice("prior", prior, PRIORS)
     reverse = check_choice("reverse", reverse, REVERSES)

@@ -4,14 +4,14 @@ Generative model (``D`` pixels, ``L_1``, ``L_2`` latent units):
 
 .. math::
     z_2\sim\mathcal N(0,I),\qquad
-    z_1\mid z_2\sim\mathcal N(Az_2+a,\ \mathrm{diag}\,s_1^2),\qquad
+    z_1\mid z_2\sim\mathcal N(Az_2+a,\ \mathrm{diag}\,\sigma_1^2),\qquad
     x\mid z_1\sim\mathcal N(Wz_1+b,\ \sigma^2 I).
 
 Every variable is a linear function of Gaussians, so the marginal is Gaussian:
 
 .. math::
-    z_1\sim\mathcal N\big(a,\ AA^\top+\mathrm{diag}\,s_1^2\big),\qquad
-    p(x)=\mathcal N\big(x;\ Wa+b,\ W(AA^\top+\mathrm{diag}\,s_1^2)W^\top+\sigma^2I\big).
+    z_1\sim\mathcal N\big(a,\ AA^\top+\mathrm{diag}\,\sigma_1^2\big),\qquad
+    p(x)=\mathcal N\big(x;\ Wa+b,\ W(AA^\top+\mathrm{diag}\,\sigma_1^2)W^\top+\sigma^2I\big).
 
 The covariance is "rank :math:`L_1` plus isotropic noise", the form of probabilistic
 PCA, so the largest average :math:`\log p(x)` any such model reaches on data is the
@@ -60,7 +60,7 @@ class LinearHierarchicalVAE(TwoLayerVAE):
     r"""Linear Gaussian layers :math:`z_2\to z_1\to x` with linear top-down inference.
 
     Parameters (``nn.Linear`` weights and biases, log-variances as parameters):
-    ``prior_map`` (:math:`A, a`), ``prior_log_var_1`` (:math:`\log s_1^2`), ``decoder``
+    ``prior_map`` (:math:`A, a`), ``prior_log_var_1`` (:math:`\log\sigma_1^2`), ``decoder``
     (:math:`W, b`), ``obs_log_var`` (:math:`\log\sigma^2`); ``encoder_2`` (:math:`B, c`),
     ``log_var_q2`` (:math:`\log v_2`), ``encoder_1`` (:math:`E, e`), ``skip_1``
     (:math:`C`), ``log_var_q1`` (:math:`\log v_1`).
@@ -107,7 +107,7 @@ class LinearHierarchicalVAE(TwoLayerVAE):
         return mu_q2, self.log_var_q2.expand_as(mu_q2), self.encoder_1(x)
 
     def prior_1(self, z2: torch.Tensor):
-        """``z2 (..., L_2) -> (A z2 + a, log s_1^2)``."""
+        """``z2 (..., L_2) -> (A z2 + a, log sigma_1^2)``."""
         mu_p1 = self.prior_map(z2)
         return mu_p1, self.prior_log_var_1.expand_as(mu_p1)
 
@@ -122,7 +122,7 @@ class LinearHierarchicalVAE(TwoLayerVAE):
 
     # -- closed forms --------------------------------------------------------------------
     def marginal(self) -> MultivariateNormal:
-        r"""The exact :math:`p(x)=\mathcal N(Wa+b,\ W(AA^\top+\mathrm{diag}\,s_1^2)W^\top+\sigma^2I)`."""
+        r"""The exact :math:`p(x)=\mathcal N(Wa+b,\ W(AA^\top+\mathrm{diag}\,\sigma_1^2)W^\top+\sigma^2I)`."""
         W, A = self.decoder.weight, self.prior_map.weight
         cov_z1 = A @ A.T + torch.diag(self.prior_log_var_1.exp())
         eye = torch.eye(self.input_size, dtype=W.dtype, device=W.device)
@@ -166,9 +166,9 @@ class LinearHierarchicalVAE(TwoLayerVAE):
                           + (resid + trace) * torch.exp(-self.obs_log_var))
         delta = m1 - self.prior_map(mu_q2)
         spread = ((C - A).pow(2) * v2).sum(dim=-1)  # diagonal of (C-A) diag(v2) (C-A)^T
-        log_s1 = self.prior_log_var_1
-        kl_1 = 0.5 * (log_s1 - self.log_var_q1 - 1.0
-                      + (v1 + delta.pow(2) + spread) * torch.exp(-log_s1)).sum(dim=-1)
+        log_var_1 = self.prior_log_var_1
+        kl_1 = 0.5 * (log_var_1 - self.log_var_q1 - 1.0
+                      + (v1 + delta.pow(2) + spread) * torch.exp(-log_var_1)).sum(dim=-1)
         # the unchecked KL: the fit's divergence guard must see a NaN ELBO
         kl_2 = kl_standard_normal_per_dim(mu_q2, log_var_q2).sum(dim=-1)
         return {"log_lik": log_lik, "kl_1": kl_1, "kl_2": kl_2}

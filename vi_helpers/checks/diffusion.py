@@ -173,7 +173,7 @@ def check_variance_cost(variance_cost) -> CheckResult:
 
     The data-averaged gap :math:`\mathbb E_{x_0}[\log p(x_0)-\mathcal L(x_0)]` of the
     reverse chain with optimal means, fixed variances :math:`\sigma_t^2I` and prior
-    :math:`q(x_T)`, for data :math:`\mathcal N(m,C)` (float64 arguments, ``variance``
+    :math:`q(x_T)`, for data :math:`\mathcal N(\mu_{\mathrm{data}},C)` (float64 arguments, ``variance``
     a string). Independent reference: :math:`\sum_t\mathrm{KL}(\mathcal N(0,\Sigma_t)\,\|\,
     \mathcal N(0,\sigma_t^2I))` with ``torch.distributions.kl_divergence``.
     """

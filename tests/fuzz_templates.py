@@ -209,11 +209,11 @@ t("exact_models.BayesianLogisticRegression.grid_posterior", lambda: (
     dict(lim=3.0, n=20)))
 
 # cavi
-t("cavi.NormalGamma", lambda: (cavi.NormalGamma, dict(m=0.0, kappa=1.0, alpha=2.0, beta=1.0)))
+t("cavi.NormalGamma", lambda: (cavi.NormalGamma, dict(loc=0.0, kappa=1.0, a=2.0, b=1.0)))
 t("cavi.MeanFieldNormalGamma", lambda: (cavi.MeanFieldNormalGamma, dict(
-    mu_N=0.0, lambda_N=1.0, a_N=2.0, b_N=1.0)))
+    m=0.0, s=1.0, a=2.0, b=1.0)))
 t("cavi.NormalGammaModel", lambda: (cavi.NormalGammaModel, dict(
-    mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0)))
+    mu0=0.0, kappa0=1.0, a0=1.0, b0=1.0)))
 for _m in ("posterior", "log_evidence"):
     t(f"cavi.NormalGammaModel.{_m}", lambda _m=_m: (getattr(cavi.NormalGammaModel(), _m),
       dict(x=rand(6))))
@@ -223,9 +223,9 @@ t("cavi.NormalGammaModel.elbo", lambda: (cavi.NormalGammaModel().elbo, dict(
 t("cavi.NormalGammaModel.sample", lambda: (cavi.NormalGammaModel().sample, dict(
     n=4, generator=gen())))
 t("cavi.cavi_update_mu", lambda: (cavi.cavi_update_mu, dict(
-    x=rand(6), e_tau=1.0, mu0=0.0, lambda0=1.0)))
+    x=rand(6), e_tau=1.0, mu0=0.0, kappa0=1.0)))
 t("cavi.cavi_update_tau", lambda: (cavi.cavi_update_tau, dict(
-    x=rand(6), mu_N=0.1, lambda_N=2.0, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0)))
+    x=rand(6), m=0.1, s=0.7, mu0=0.0, kappa0=1.0, a0=1.0, b0=1.0)))
 t("cavi.gamma_entropy", lambda: (cavi.gamma_entropy, dict(a=2.0, b=1.5)))
 
 # train
